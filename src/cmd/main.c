@@ -1,0 +1,45 @@
+/* main.c - `kubefledged <subcommand> [flags]`: dispatches to cmd_<subcommand>(). */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "util/version.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *help;
+} commands[] = {
+	{ "version", cmd_version, "print the version" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "kubefledged %s - caches container images on Kubernetes nodes (kube-fledged in C)\n\n"
+		     "Usage: kubefledged <command> [flags]\n\nCommands:\n", kf_version());
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].help);
+	fprintf(out, "\nRun 'kubefledged <command> --help' for the flags of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "--version"))
+		argv[1] = "version";
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (!strcmp(argv[1], commands[i].name)) {
+			curl_global_init(CURL_GLOBAL_DEFAULT);
+			int rc = commands[i].fn(argc - 2, argv + 2);
+			curl_global_cleanup();
+			return rc;
+		}
+	}
+	fprintf(stderr, "kubefledged: unknown command \"%s\"\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,136 @@
+/* test_util.c - strbuf, durations, RFC 3339 times, JSON lookups, flags. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/flags.h"
+#include "util/strbuf.h"
+#include "util/util.h"
+
+static void strbuf_grows_and_formats(void **state)
+{
+	(void)state;
+	struct strbuf sb = STRBUF_INIT;
+	assert_string_equal(sb.buf, "");
+	for (int i = 0; i < 1000; i++)
+		sb_addf(&sb, "%d,", i);
+	assert_int_equal(sb.len, strlen(sb.buf));
+	assert_true(!strncmp(sb.buf, "0,1,2,", 6));
+	sb_reset(&sb);
+	sb_add_urlencoded(&sb, "app=kubefledged,kubefledged=x y/z");
+	assert_string_equal(sb.buf, "app%3Dkubefledged%2Ckubefledged%3Dx%20y%2Fz");
+	char *d = sb_detach(&sb);
+	assert_string_equal(sb.buf, "");
+	free(d);
+	sb_release(&sb);
+}
+
+static void durations_parse_like_go(void **state)
+{
+	(void)state;
+	static const struct { const char *in; int64_t ms; } ok[] = {
+		{ "0s", 0 }, { "0", 0 }, { "5m", 300000 }, { "15m", 900000 }, { "1h30m", 5400000 },
+		{ "300ms", 300 }, { "1.5h", 5400000 }, { "2h45m10s", 9910000 }, { "1m0s", 60000 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		int64_t ms = -1;
+		assert_int_equal(kf_parse_duration(ok[i].in, &ms), 0);
+		assert_int_equal(ms, ok[i].ms);
+	}
+	static const char *bad[] = { "", "5", "m", "5x", "-5m", "1h-", " 5m", "5m ", "1.2.3s" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		int64_t ms;
+		assert_int_equal(kf_parse_duration(bad[i], &ms), -1);
+	}
+	char buf[32];
+	kf_format_duration(300000, buf, sizeof buf);
+	assert_string_equal(buf, "5m0s");
+	kf_format_duration(3600000, buf, sizeof buf);
+	assert_string_equal(buf, "1h0m0s");
+	kf_format_duration(1500, buf, sizeof buf);
+	assert_string_equal(buf, "1.500s");
+	kf_format_duration(0, buf, sizeof buf);
+	assert_string_equal(buf, "0s");
+}
+
+static void rfc3339_round_trips(void **state)
+{
+	(void)state;
+	char buf[32];
+	kf_rfc3339(1795314327, buf);
+	assert_string_equal(buf, "2026-11-22T02:25:27Z");
+	time_t t;
+	assert_int_equal(kf_parse_rfc3339("2026-11-22T02:25:27Z", &t), 0);
+	assert_int_equal(t, 1795314327);
+	assert_int_equal(kf_parse_rfc3339("2026-11-22T03:25:27.123456+01:00", &t), 0);
+	assert_int_equal(t, 1795314327);
+	assert_int_equal(kf_parse_rfc3339("yesterday", &t), -1);
+	assert_int_equal(kf_parse_rfc3339("2026-11-22T02:25:27", &t), -1);
+}
+
+static void json_lookup_walks_keys_with_dots(void **state)
+{
+	(void)state;
+	json_t *o = json_loads("{\"metadata\":{\"labels\":{\"kubernetes.io/hostname\":\"n1\"},\"n\":3}}", 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(kf_jstr(o, "metadata", "labels", "kubernetes.io/hostname", NULL), "n1");
+	assert_null(kf_jstr(o, "metadata", "n", NULL));
+	assert_null(kf_jget(o, "metadata", "missing", "deeper", NULL));
+	assert_null(kf_jget(NULL, "x", NULL));
+	json_decref(o);
+}
+
+static void flags_parse_go_style(void **state)
+{
+	(void)state;
+	char *s = NULL;
+	int b = 0, n = 0;
+	int64_t d = 0;
+	struct flag tab[] = {
+		{ "image-pull-policy", FLAG_STRING, &s, "IfNotPresent", "policy" },
+		{ "image-delete-job-host-network", FLAG_BOOL, &b, "false", "hostnet" },
+		{ "image-pull-deadline-duration", FLAG_DURATION, &d, "5m", "deadline" },
+		{ "workers", FLAG_INT, &n, "4", "workers" },
+		{ NULL },
+	};
+	char *argv[] = { "--image-pull-policy", "Always", "pos1", "-image-delete-job-host-network",
+			 "--image-pull-deadline-duration=1m", "--stderrthreshold=INFO", "pos2" };
+	struct strbuf err = STRBUF_INIT;
+	int npos = flags_parse(tab, 7, argv, &err);
+	assert_int_equal(npos, 2);
+	assert_string_equal(argv[0], "pos1");
+	assert_string_equal(argv[1], "pos2");
+	assert_string_equal(s, "Always");
+	assert_int_equal(b, 1);
+	assert_int_equal(d, 60000);
+	assert_int_equal(n, 4);
+	flags_free(tab);
+	assert_string_equal(s, "IfNotPresent");
+
+	char *bad[] = { "--image-pull-deadline-duration=5 minutes" };
+	assert_int_equal(flags_parse(tab, 1, bad, &err), -1);
+	assert_non_null(strstr(err.buf, "--image-pull-deadline-duration"));
+	assert_non_null(strstr(err.buf, "5 minutes"));
+	sb_reset(&err);
+	char *unknown[] = { "--no-such-flag=1" };
+	assert_int_equal(flags_parse(tab, 1, unknown, &err), -1);
+	assert_string_equal(err.buf, "unknown flag: --no-such-flag");
+	flags_free(tab);
+	sb_release(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(strbuf_grows_and_formats),
+		cmocka_unit_test(durations_parse_like_go),
+		cmocka_unit_test(rfc3339_round_trips),
+		cmocka_unit_test(json_lookup_walks_keys_with_dots),
+		cmocka_unit_test(flags_parse_go_style),
+	};
+	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}
