@@ -4,5 +4,8 @@
 #define KF_CMDS_H
 
 int cmd_version(int argc, char **argv);
+int cmd_controller(int argc, char **argv);     /* cmd_controller.c: the ImageCache controller */
+int cmd_webhook_server(int argc, char **argv); /* cmd_webhook.c: the validating admission webhook */
+int cmd_cri(int argc, char **argv);            /* cmd_cri.c: CRI/Docker image operations on a node */
 
 #endif

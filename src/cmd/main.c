@@ -11,6 +11,9 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *help;
 } commands[] = {
+	{ "controller", cmd_controller, "run the ImageCache controller" },
+	{ "webhook-server", cmd_webhook_server, "run the ImageCache validating admission webhook" },
+	{ "cri", cmd_cri, "image operations on a node's container runtime (pull, rmi, images, ...)" },
 	{ "version", cmd_version, "print the version" },
 };
 

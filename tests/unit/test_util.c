@@ -4,10 +4,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/flags.h"
+#include "util/map.h"
 #include "util/strbuf.h"
 #include "util/util.h"
 
@@ -123,6 +125,35 @@ static void flags_parse_go_style(void **state)
 	sb_release(&err);
 }
 
+static void map_put_get_delete_many(void **state)
+{
+	(void)state;
+	struct map m = MAP_INIT;
+	char k[32];
+	for (long i = 0; i < 5000; i++) {
+		snprintf(k, sizeof k, "ns/name-%ld", i);
+		assert_null(map_put(&m, k, (void *)(i + 1)));
+	}
+	assert_int_equal(m.len, 5000);
+	for (long i = 0; i < 5000; i += 2) {
+		snprintf(k, sizeof k, "ns/name-%ld", i);
+		assert_ptr_equal(map_del(&m, k), (void *)(i + 1));
+	}
+	for (long i = 0; i < 5000; i++) {
+		snprintf(k, sizeof k, "ns/name-%ld", i);
+		assert_ptr_equal(map_get(&m, k), (i % 2) ? (void *)(i + 1) : NULL);
+	}
+	/* reinsert over tombstones, replace returns the old value */
+	assert_null(map_put(&m, "ns/name-0", (void *)7));
+	assert_ptr_equal(map_put(&m, "ns/name-0", (void *)8), (void *)7);
+	size_t it = 0, n = 0;
+	const char *key;
+	while (map_next(&m, &it, &key, NULL))
+		n++;
+	assert_int_equal(n, 2501);
+	map_free(&m, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -131,6 +162,7 @@ int main(void)
 		cmocka_unit_test(rfc3339_round_trips),
 		cmocka_unit_test(json_lookup_walks_keys_with_dots),
 		cmocka_unit_test(flags_parse_go_style),
+		cmocka_unit_test(map_put_get_delete_many),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

@@ -1,0 +1,74 @@
+# kube-fledged in C. The two commands a newcomer needs:
+#   make demo    set up everything on a fresh Debian 12 machine, run the operator on a local real cluster
+#   make test    every test: unit (plain, ASan+UBSan, valgrind), then end to end on a real local cluster
+# Everything else here is a step of those two, runnable on its own.
+
+SHELL := /bin/bash
+NODES ?= 2
+NODE_LABELS ?=
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build build-asan unit unit-asan unit-valgrind unit-all cluster-up cluster-down e2e test demo \
+        bench clean help
+
+all: build
+
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+## deps            install build, test and test-bed packages from Debian (idempotent)
+deps:
+	@hack/deps.sh
+
+## build           compile bin: build/src/kubefledged
+build:
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake --build build -j$(JOBS)
+
+## build-asan      compile with AddressSanitizer + UndefinedBehaviorSanitizer into build-asan/
+build-asan:
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKF_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j$(JOBS)
+
+## unit            unit tests (ctest)
+unit: build
+	@cd build && ctest -L unit --output-on-failure -j$(JOBS)
+
+## unit-asan       unit tests under ASan + UBSan
+unit-asan: build-asan
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest -L unit --output-on-failure -j$(JOBS)
+
+## unit-valgrind   unit tests under valgrind (memcheck, leaks are errors)
+unit-valgrind: build
+	@hack/valgrind-unit.sh build
+
+unit-all: unit unit-asan unit-valgrind
+
+## cluster-up      start the local real cluster: make cluster-up NODES=3 NODE_LABELS='rk8s-node2:tier=backend'
+cluster-up:
+	@testbed/up.sh --nodes $(NODES) $(if $(NODE_LABELS),--labels '$(NODE_LABELS)')
+
+## cluster-down    stop every process cluster-up started and undo its host changes
+cluster-down:
+	@testbed/down.sh
+
+## e2e             end-to-end tests against the running local cluster (E2E=case-name to pick)
+e2e: build
+	@tests/e2e/run.sh $(E2E)
+
+## test            everything, from a fresh machine: deps, build, unit tests, cluster, e2e, teardown
+test:
+	@hack/test.sh
+
+## demo            bring up the cluster and show it working
+demo:
+	@hack/demo.sh
+
+## bench           benchmarks under bench/ (need a running cluster)
+bench: build
+	@bench/run.sh
+
+clean:
+	rm -rf build build-asan
