@@ -1,0 +1,22 @@
+/* ic_validate.h - what makes an ImageCache spec acceptable. Used by the admission webhook (to deny) and by
+ * the controller (to report a cache it cannot act on, e.g. when the webhook is not installed).
+ *
+ * Upstream's four rules keep their exact messages (clients match on them):
+ *   No images specified within image list
+ *   Duplicate image names within image list: <image>
+ *   Mismatch in no. of image lists                   (UPDATE)
+ *   Mismatch in node selector                        (UPDATE)
+ * Our additional rules name the field and the value, e.g.
+ *   spec.cacheSpec[0].images[2]: invalid image reference "nginx;reboot": invalid character ';' in repository name */
+#ifndef IC_VALIDATE_H
+#define IC_VALIDATE_H
+
+#include "ic_types.h"
+#include "util/strbuf.h"
+
+/* Validates spec (and, for an UPDATE, against old; old = NULL for CREATE). Returns 0 when acceptable, or
+ * -1 with the denial message in msg. Upstream's rules are checked first, in upstream's order, so an
+ * object upstream denied is denied with upstream's message. */
+int ic_validate(const struct ic_spec *spec, const struct ic_spec *old, struct strbuf *msg);
+
+#endif
