@@ -1,0 +1,499 @@
+/* test_ic_core.c - the controller's pure core: pull decision matrix, runtime detection, Job rendering
+ * (golden JSON in data/ic/), operation planning and status aggregation. Set UPDATE_GOLDEN=1 to rewrite
+ * the golden files after an intended change (then review the diff). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imagecache/ic_jobs.h"
+#include "imagecache/ic_plan.h"
+#include "imagecache/ic_status.h"
+#include "imagecache/ic_types.h"
+#include "util/util.h"
+
+static json_t *load(const char *name)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/ic/%s", TEST_DATA_DIR, name);
+	json_error_t e;
+	json_t *j = json_load_file(path, 0, &e);
+	if (!j)
+		fail_msg("%s: %s (line %d)", path, e.text, e.line);
+	return j;
+}
+
+static void assert_golden(json_t *got, const char *name)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/ic/%s", TEST_DATA_DIR, name);
+	if (getenv("UPDATE_GOLDEN")) {
+		json_dump_file(got, path, JSON_INDENT(2) | JSON_SORT_KEYS);
+		FILE *f = fopen(path, "a");
+		fputc('\n', f);
+		fclose(f);
+	}
+	json_t *want = load(name);
+	if (!json_equal(got, want)) {
+		char *g = json_dumps(got, JSON_INDENT(2) | JSON_SORT_KEYS);
+		fail_msg("%s differs from the rendered JSON:\n%s", name, g);
+	}
+	json_decref(want);
+}
+
+static json_t *node_named(json_t *nodes, const char *name)
+{
+	size_t i;
+	json_t *n;
+	json_array_foreach(nodes, i, n) if (!strcmp(kf_jstr(n, "metadata", "name", NULL), name)) return n;
+	fail_msg("no node %s", name);
+	return NULL;
+}
+
+static void pull_decision_matrix(void **state)
+{
+	(void)state;
+	json_t *nodes = load("nodes.json");
+	json_t *n1 = node_named(nodes, "rk8s-node1");
+	static const struct {
+		const char *policy, *image;
+		int needed;
+		const char *container_policy;
+	} m[] = {
+		/* present on node1 by exact reference: no Job */
+		{ "IfNotPresent", "127.0.0.1:5001/kftest/app1:1", 0, "IfNotPresent" },
+		{ "IfNotPresent", "127.0.0.1:5001/kftest/app1@sha256:ce0387b8a1f0e5f4fcd12d9f5e69d1f01bde9bd3ddbd3f5d0e72f6e2f6c0b7d1", 0, "IfNotPresent" },
+		{ "IfNotPresent", "nginx:1.23", 0, "IfNotPresent" },
+		{ "IfNotPresent", "docker.io/library/nginx:1.23", 0, "IfNotPresent" },
+		/* upstream's substring search found these "present": */
+		{ "IfNotPresent", "127.0.0.1:5001/kftest/app1:10", 1, "IfNotPresent" },
+		{ "IfNotPresent", "127.0.0.1:5001/kftest/app:1", 1, "IfNotPresent" },
+		{ "IfNotPresent", "nginx:1.2", 1, "IfNotPresent" },
+		/* floating: always pulled, container policy Always (a registry port is not a tag) */
+		{ "IfNotPresent", "nginx", 1, "Always" },
+		{ "IfNotPresent", "nginx:latest", 1, "Always" },
+		{ "IfNotPresent", "127.0.0.1:5001/kftest/app1", 1, "Always" },
+		/* policy Always: always a Job, container Always */
+		{ "Always", "127.0.0.1:5001/kftest/app1:1", 1, "Always" },
+		/* unknown policy: a Job, container IfNotPresent (upstream) */
+		{ "Never", "127.0.0.1:5001/kftest/app1:1", 1, "IfNotPresent" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(m); i++) {
+		if (ic_pull_needed(m[i].policy, m[i].image, n1) != m[i].needed)
+			fail_msg("pull_needed(%s, %s) != %d", m[i].policy, m[i].image, m[i].needed);
+		if (strcmp(ic_job_pull_policy(m[i].policy, m[i].image), m[i].container_policy))
+			fail_msg("container policy(%s, %s) = %s", m[i].policy, m[i].image,
+				 ic_job_pull_policy(m[i].policy, m[i].image));
+	}
+	/* a node without status.images needs every pull */
+	assert_true(ic_pull_needed("IfNotPresent", "127.0.0.1:5001/kftest/app1:1", node_named(nodes, "worker-3")));
+	json_decref(nodes);
+}
+
+static void runtime_detection(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *version, *annotation, *flag, *runtime, *socket;
+	} c[] = {
+		{ "containerd://1.6.20", NULL, "", "containerd", "/run/containerd/containerd.sock" },
+		{ "containerd://1.6.20", "unix:///srv/n1/containerd.sock", "", "containerd", "/srv/n1/containerd.sock" },
+		{ "containerd://1.6.20", "/srv/n1/containerd.sock", "/run/k3s/containerd/containerd.sock", "containerd",
+		  "/run/k3s/containerd/containerd.sock" },
+		{ "cri-o://1.24.1", NULL, "", "crio", "/var/run/crio/crio.sock" },
+		{ "crio://1.24.1", NULL, "", "crio", "/var/run/crio/crio.sock" },
+		{ "docker://20.10.24", NULL, "/custom.sock", "docker", "/custom.sock" },
+		/* not detected: Docker's default socket, flag ignored (upstream) */
+		{ "remote://1.0", NULL, "/custom.sock", "docker", "/var/run/docker.sock" },
+		{ NULL, NULL, "", "docker", "/var/run/docker.sock" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(c); i++) {
+		json_t *node = json_pack("{s:{s:{}}, s:{s:{}}}", "metadata", "annotations", "status", "nodeInfo");
+		if (c[i].version)
+			json_object_set_new(kf_jget(node, "status", "nodeInfo", NULL), "containerRuntimeVersion",
+					    json_string(c[i].version));
+		if (c[i].annotation)
+			json_object_set_new(kf_jget(node, "metadata", "annotations", NULL),
+					    IC_NODE_CRI_SOCKET_ANNOTATION, json_string(c[i].annotation));
+		const char *rt;
+		char *sock;
+		ic_runtime_detect(node, c[i].flag, &rt, &sock);
+		if (strcmp(rt, c[i].runtime) || strcmp(sock, c[i].socket))
+			fail_msg("case %zu: got %s %s, want %s %s", i, rt, sock, c[i].runtime, c[i].socket);
+		free(sock);
+		json_decref(node);
+	}
+}
+
+static struct ic_job_opts opts(void)
+{
+	struct ic_job_opts o = { "127.0.0.1:5001/kubefledged/kubefledged:test",
+				 "127.0.0.1:5001/kubefledged/kubefledged:test", "IfNotPresent", "", "", 0, 3600 };
+	return o;
+}
+
+static void job_rendering_golden(void **state)
+{
+	(void)state;
+	json_t *cache = load("cache.json");
+	struct ic_spec spec;
+	struct strbuf err = STRBUF_INIT;
+	assert_int_equal(ic_spec_parse(cache, &spec, &err), 0);
+	struct ic_job_opts o = opts();
+
+	struct ic_task pull = { .node = "rk8s-node1", .hostname = "rk8s-node1",
+				.image = "127.0.0.1:5001/kftest/app2:1", .action = IC_ACTION_PULL };
+	json_t *j = ic_job_render(&o, cache, &spec, &pull);
+	assert_golden(j, "job-pull.json");
+	json_decref(j);
+
+	/* the image reaches the delete helper as one argv element, never through a shell */
+	struct ic_task del = { .node = "rk8s-node2", .hostname = "rk8s-node2",
+			       .image = "127.0.0.1:5001/kftest/app3:1", .action = IC_ACTION_DELETE,
+			       .runtime = "containerd", .socket = "/srv/rk8s-node2/containerd.sock" };
+	j = ic_job_render(&o, cache, &spec, &del);
+	assert_golden(j, "job-delete-containerd.json");
+	json_decref(j);
+
+	o.delete_job_host_network = 1;
+	o.service_account = "kf-jobs";
+	o.priority_class = "system-node-critical";
+	o.image_pull_policy = "Always";
+	struct ic_task deld = { .node = "worker-3", .hostname = "w3.example.com", .image = "busybox:1.36",
+				.action = IC_ACTION_DELETE, .runtime = "docker", .socket = "/var/run/docker.sock" };
+	j = ic_job_render(&o, cache, &spec, &deld);
+	assert_golden(j, "job-delete-docker-options.json");
+	json_decref(j);
+	ic_spec_free(&spec);
+	json_decref(cache);
+	sb_release(&err);
+}
+
+static void long_cache_names_give_valid_labels(void **state)
+{
+	(void)state;
+	char buf[64];
+	ic_cache_label_value("imagecache1", buf, sizeof buf);
+	assert_string_equal(buf, "imagecache1");
+	const char *longname = "a-very-long-image-cache-name-that-is-longer-than-sixty-three-characters.example";
+	ic_cache_label_value(longname, buf, sizeof buf);
+	assert_true(strlen(buf) <= 63);
+	assert_true(!strncmp(buf, longname, 52));
+	char buf2[64];
+	ic_cache_label_value("a-very-long-image-cache-name-that-is-longer-than-sixty-three-characters.exampleX", buf2,
+			     sizeof buf2);
+	assert_string_not_equal(buf, buf2);
+}
+
+/* "node image action state" lines, sorted, for compact assertions */
+static char *describe(struct ic_task *t, size_t n)
+{
+	static const char *st[] = { "pending", "running", "succeeded", "present", "failed", "unknown" };
+	char **lines = xcalloc(n, sizeof *lines);
+	for (size_t i = 0; i < n; i++)
+		lines[i] = xasprintf("%s %s %s %s", t[i].node, t[i].image, t[i].action ? "delete" : "pull",
+				     st[t[i].state]);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (strcmp(lines[i], lines[j]) > 0) {
+				char *x = lines[i];
+				lines[i] = lines[j];
+				lines[j] = x;
+			}
+	struct strbuf sb = STRBUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		sb_addf(&sb, "%s\n", lines[i]);
+		free(lines[i]);
+	}
+	free(lines);
+	return sb_detach(&sb);
+}
+
+static void spec_from(const char *json_text, struct ic_spec *spec)
+{
+	json_t *o = json_loads(json_text, 0, NULL);
+	assert_non_null(o);
+	struct strbuf err = STRBUF_INIT;
+	if (ic_spec_parse(o, spec, &err))
+		fail_msg("%s", err.buf);
+	json_decref(o);
+	sb_release(&err);
+}
+
+static void plan_is(enum ic_op_type op, const char *spec_json, const char *applied_json, const char *want)
+{
+	json_t *nodes = load("nodes.json");
+	struct ic_spec spec, applied;
+	spec_from(spec_json, &spec);
+	if (applied_json)
+		spec_from(applied_json, &applied);
+	struct ic_plan_input in = { op, &spec, applied_json ? &applied : NULL, nodes, NULL, 0, "IfNotPresent", "" };
+	size_t n;
+	struct ic_task *t = ic_plan(&in, &n);
+	char *got = describe(t, n);
+	if (strcmp(got, want))
+		fail_msg("plan:\n%swant:\n%s", got, want);
+	free(got);
+	ic_tasks_free(t, n);
+	ic_spec_free(&spec);
+	if (applied_json)
+		ic_spec_free(&applied);
+	json_decref(nodes);
+}
+
+#define SEED                                                                                  \
+	"{\"spec\":{\"cacheSpec\":[{\"images\":[\"127.0.0.1:5001/kftest/app1:1\",\"127.0.0.1:5001/kftest/app2:1\"]}," \
+	"{\"images\":[\"127.0.0.1:5001/kftest/app3:1\"],\"nodeSelector\":{\"tier\":\"backend\"}}]}}"
+
+static void plan_create_refresh_purge(void **state)
+{
+	(void)state;
+	plan_is(IC_OP_CREATE, SEED,
+		NULL,
+		"rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull present\n"
+		"rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull pending\n"
+		"rk8s-node2 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+		"rk8s-node2 127.0.0.1:5001/kftest/app2:1 pull pending\n"
+		"rk8s-node2 127.0.0.1:5001/kftest/app3:1 pull present\n"
+		"worker-3 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+		"worker-3 127.0.0.1:5001/kftest/app2:1 pull pending\n");
+	plan_is(IC_OP_PURGE, SEED, NULL,
+		"rk8s-node1 127.0.0.1:5001/kftest/app1:1 delete pending\n"
+		"rk8s-node1 127.0.0.1:5001/kftest/app2:1 delete pending\n"
+		"rk8s-node2 127.0.0.1:5001/kftest/app1:1 delete pending\n"
+		"rk8s-node2 127.0.0.1:5001/kftest/app2:1 delete pending\n"
+		"rk8s-node2 127.0.0.1:5001/kftest/app3:1 delete pending\n"
+		"worker-3 127.0.0.1:5001/kftest/app1:1 delete pending\n"
+		"worker-3 127.0.0.1:5001/kftest/app2:1 delete pending\n");
+	/* a selector that matches nothing plans nothing (-> NoImagesPulledOrDeleted); duplicates collapse */
+	plan_is(IC_OP_REFRESH,
+		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"nginx:1.23\",\"docker.io/library/nginx:1.23\"],"
+		"\"nodeSelector\":{\"tier\":\"nowhere\"}}]}}",
+		NULL, "");
+	plan_is(IC_OP_REFRESH,
+		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"nginx:1.23\"],\"nodeSelector\":{\"tier\":\"frontend\"}},"
+		"{\"images\":[\"docker.io/library/nginx:1.23\"],\"nodeSelector\":{\"tier\":\"frontend\"}}]}}",
+		NULL, "worker-3 nginx:1.23 pull pending\n");
+}
+
+static void plan_update_diffs_against_applied_spec(void **state)
+{
+	(void)state;
+	/* app2 removed from list 1; app5 added to list 2; app3 moved from list 2 to list 1 (all nodes) */
+	plan_is(IC_OP_UPDATE,
+		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"127.0.0.1:5001/kftest/app1:1\",\"127.0.0.1:5001/kftest/app3:1\"]},"
+		"{\"images\":[\"127.0.0.1:5001/kftest/app5:1\"],\"nodeSelector\":{\"tier\":\"backend\"}}]}}",
+		SEED,
+		"rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull present\n"
+		"rk8s-node1 127.0.0.1:5001/kftest/app2:1 delete pending\n"
+		"rk8s-node1 127.0.0.1:5001/kftest/app3:1 pull pending\n"
+		"rk8s-node2 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+		"rk8s-node2 127.0.0.1:5001/kftest/app2:1 delete pending\n"
+		"rk8s-node2 127.0.0.1:5001/kftest/app3:1 pull present\n"
+		"rk8s-node2 127.0.0.1:5001/kftest/app5:1 pull pending\n"
+		"worker-3 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+		"worker-3 127.0.0.1:5001/kftest/app2:1 delete pending\n"
+		"worker-3 127.0.0.1:5001/kftest/app3:1 pull pending\n");
+	/* floating images are re-pulled by an update only where they are new */
+	plan_is(IC_OP_UPDATE,
+		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"busybox\",\"alpine:latest\"],\"nodeSelector\":{\"tier\":\"backend\"}}]}}",
+		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"busybox:latest\"],\"nodeSelector\":{\"tier\":\"backend\"}}]}}",
+		"rk8s-node2 alpine:latest pull pending\n");
+	/* without an applied spec (an object last written by upstream) an update deletes nothing */
+	plan_is(IC_OP_UPDATE,
+		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"127.0.0.1:5001/kftest/app3:1\"],\"nodeSelector\":{\"tier\":\"backend\"}}]}}",
+		NULL, "rk8s-node2 127.0.0.1:5001/kftest/app3:1 pull present\n");
+}
+
+static void plan_only_new_nodes(void **state)
+{
+	(void)state;
+	json_t *nodes = load("nodes.json");
+	struct ic_spec spec;
+	spec_from(SEED, &spec);
+	const char *only[] = { "rk8s-node2" };
+	struct ic_plan_input in = { IC_OP_REFRESH, &spec, NULL, nodes, only, 1, "IfNotPresent", "" };
+	size_t n;
+	struct ic_task *t = ic_plan(&in, &n);
+	char *got = describe(t, n);
+	assert_string_equal(got, "rk8s-node2 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+				 "rk8s-node2 127.0.0.1:5001/kftest/app2:1 pull pending\n"
+				 "rk8s-node2 127.0.0.1:5001/kftest/app3:1 pull present\n");
+	/* delete tasks carry the runtime and the node's socket */
+	in.op = IC_OP_PURGE;
+	ic_tasks_free(t, n);
+	free(got);
+	only[0] = "rk8s-node1";
+	t = ic_plan(&in, &n);
+	assert_int_equal(n, 2);
+	assert_string_equal(t[0].runtime, "containerd");
+	assert_string_equal(t[0].socket, "/srv/rk8s-node1/containerd.sock");
+	ic_tasks_free(t, n);
+	ic_spec_free(&spec);
+	json_decref(nodes);
+}
+
+static struct ic_task task(const char *node, const char *image, enum ic_action a, enum ic_task_state s,
+			   const char *reason, const char *msg)
+{
+	struct ic_task t = { 0 };
+	t.node = xstrdup(node);
+	t.hostname = xstrdup(node);
+	t.image = xstrdup(image);
+	t.action = a;
+	t.state = s;
+	t.reason = reason ? xstrdup(reason) : NULL;
+	t.message = msg ? xstrdup(msg) : NULL;
+	return t;
+}
+
+static void status_is(enum ic_op_type op, struct ic_task *t, size_t n, const char *want_json)
+{
+	json_t *got = ic_status_final(op, t, n, 1795314327, 1795314331);
+	json_t *want = json_loads(want_json, 0, NULL);
+	assert_non_null(want);
+	if (!json_equal(got, want)) {
+		char *g = json_dumps(got, JSON_SORT_KEYS);
+		fail_msg("status %s", g);
+	}
+	json_decref(got);
+	json_decref(want);
+	for (size_t i = 0; i < n; i++)
+		ic_task_clear(&t[i]);
+}
+
+static void status_aggregation(void **state)
+{
+	(void)state;
+	const char *times = "\"startTime\":\"2026-11-22T02:25:27Z\",\"completionTime\":\"2026-11-22T02:25:31Z\"";
+	char want[4096];
+
+	struct ic_task ok[] = { task("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED, NULL, NULL),
+				task("n2", "a:1", IC_ACTION_PULL, IC_TASK_PRESENT, NULL, NULL) };
+	snprintf(want, sizeof want, "{\"status\":\"Succeeded\",\"reason\":\"ImageCacheCreate\",\"message\":"
+		 "\"All requested images pulled succesfully to respective nodes\",%s}", times);
+	status_is(IC_OP_CREATE, ok, 2, want);
+
+	struct ic_task purged[] = { task("n1", "a:1", IC_ACTION_DELETE, IC_TASK_SUCCEEDED, NULL, NULL) };
+	snprintf(want, sizeof want, "{\"status\":\"Succeeded\",\"reason\":\"ImageCachePurge\",\"message\":"
+		 "\"All cached images succesfully deleted from respective nodes\",%s}", times);
+	status_is(IC_OP_PURGE, purged, 1, want);
+
+	snprintf(want, sizeof want, "{\"status\":\"NoImagesPulledOrDeleted\",\"reason\":\"ImageCacheRefresh\","
+		 "\"message\":\"No images were pulled or deleted because nodeSelector specified did not match any "
+		 "nodes\",%s}", times);
+	status_is(IC_OP_REFRESH, NULL, 0, want);
+
+	/* failures: keyed by image, sorted by node; a pull failure wins the message over a delete failure;
+	 * a task cut short (still running) is reported as unknown */
+	struct ic_task mixed[] = {
+		task("n2", "b:1", IC_ACTION_DELETE, IC_TASK_FAILED, "Error", "rpc error: code = Unknown"),
+		task("n2", "missing:1", IC_ACTION_PULL, IC_TASK_FAILED, "ErrImagePull", "not found"),
+		task("n1", "missing:1", IC_ACTION_PULL, IC_TASK_FAILED, "ImagePullBackOff", "Back-off"),
+		task("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED, NULL, NULL),
+		task("n3", "c:1", IC_ACTION_PULL, IC_TASK_RUNNING, NULL, NULL),
+	};
+	snprintf(want, sizeof want,
+		 "{\"status\":\"Failed\",\"reason\":\"ImageCacheUpdate\",\"message\":\"Image pull failed for some "
+		 "images. Please see \\\"failures\\\" section\",\"failures\":{"
+		 "\"b:1\":[{\"node\":\"n2\",\"reason\":\"Error\",\"message\":\"rpc error: code = Unknown\"}],"
+		 "\"c:1\":[{\"node\":\"n3\",\"reason\":\"ImagePullStatusUnknown\",\"message\":\"Unable to get the "
+		 "status of Image pull. Retry after some time or contact cluster administrator\"}],"
+		 "\"missing:1\":[{\"node\":\"n1\",\"reason\":\"ImagePullBackOff\",\"message\":\"Back-off\"},"
+		 "{\"node\":\"n2\",\"reason\":\"ErrImagePull\",\"message\":\"not found\"}]},%s}", times);
+	status_is(IC_OP_UPDATE, mixed, 5, want);
+
+	struct ic_task delfail[] = { task("n1", "b:1", IC_ACTION_DELETE, IC_TASK_FAILED, "Error", "boom"),
+				     task("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED, NULL, NULL) };
+	snprintf(want, sizeof want,
+		 "{\"status\":\"Failed\",\"reason\":\"ImageCacheUpdate\",\"message\":\"Image deletion failed for "
+		 "some images. Please see \\\"failures\\\" section\",\"failures\":{\"b:1\":[{\"node\":\"n1\","
+		 "\"reason\":\"Error\",\"message\":\"boom\"}]},%s}", times);
+	status_is(IC_OP_UPDATE, delfail, 2, want);
+}
+
+static void conditions_and_applied_spec(void **state)
+{
+	(void)state;
+	json_t *applied = json_pack("{s:[{s:[s]}]}", "cacheSpec", "images", "a:1");
+	json_t *processing = ic_status_processing(IC_OP_CREATE, 1795314327);
+	ic_status_decorate(processing, NULL, 1, NULL, 1795314327);
+	assert_null(json_object_get(processing, "appliedSpec"));
+	assert_int_equal(ic_status_observed_generation(processing), 1);
+
+	struct ic_task t = task("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED, NULL, NULL);
+	json_t *final = ic_status_final(IC_OP_CREATE, &t, 1, 1795314327, 1795314400);
+	ic_status_decorate(final, processing, 1, applied, 1795314400);
+	char *s = json_dumps(json_object_get(final, "conditions"), JSON_SORT_KEYS);
+	assert_string_equal(s, "[{\"lastTransitionTime\": \"2026-11-22T02:26:40Z\", \"message\": \"All requested "
+			       "images pulled succesfully to respective nodes\", \"observedGeneration\": 1, "
+			       "\"reason\": \"Succeeded\", \"status\": \"True\", \"type\": \"Ready\"}, "
+			       "{\"lastTransitionTime\": \"2026-11-22T02:26:40Z\", \"message\": \"All requested images "
+			       "pulled succesfully to respective nodes\", \"observedGeneration\": 1, \"reason\": "
+			       "\"ImageCacheCreate\", \"status\": \"False\", \"type\": \"Progressing\"}]");
+	free(s);
+	assert_true(json_equal(json_object_get(final, "appliedSpec"), applied));
+
+	/* the next Processing write carries appliedSpec over; Ready keeps its transition time while it stays
+	 * Unknown -> no: Ready goes True -> Unknown, so it transitions */
+	json_t *next = ic_status_processing(IC_OP_REFRESH, 1795315000);
+	ic_status_decorate(next, final, 1, NULL, 1795315000);
+	assert_true(json_equal(json_object_get(next, "appliedSpec"), applied));
+	/* an object written by upstream has no conditions: generation unknown */
+	json_t *upstream = json_pack("{s:s, s:s}", "status", "Succeeded", "reason", "ImageCacheCreate");
+	assert_int_equal(ic_status_observed_generation(upstream), -1);
+	json_decref(upstream);
+	json_decref(next);
+	json_decref(final);
+	json_decref(processing);
+	json_decref(applied);
+	ic_task_clear(&t);
+	assert_int_equal(ic_op_from_reason("ImageCachePurge"), IC_OP_PURGE);
+	assert_int_equal(ic_op_from_reason("ImagePullAborted"), IC_OP_NONE);
+}
+
+static void spec_shape_errors_name_the_field(void **state)
+{
+	(void)state;
+	static const struct { const char *json, *err; } c[] = {
+		{ "{}", "spec: required field is missing" },
+		{ "{\"spec\":{}}", "spec.cacheSpec: required field is missing" },
+		{ "{\"spec\":{\"cacheSpec\":{}}}", "spec.cacheSpec: must be an array, got object {}" },
+		{ "{\"spec\":{\"cacheSpec\":[{\"images\":[\"a\",3]}]}}",
+		  "spec.cacheSpec[0].images[1]: must be a string, got number 3" },
+		{ "{\"spec\":{\"cacheSpec\":[{\"images\":[],\"nodeSelector\":{\"tier\":1}}]}}",
+		  "spec.cacheSpec[0].nodeSelector[\"tier\"]: must be a string, got number 1" },
+		{ "{\"spec\":{\"cacheSpec\":[],\"imagePullSecrets\":[\"s\"]}}",
+		  "spec.imagePullSecrets[0]: must be an object {name: string}, got string \"s\"" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(c); i++) {
+		json_t *o = json_loads(c[i].json, 0, NULL);
+		struct ic_spec spec;
+		struct strbuf err = STRBUF_INIT;
+		assert_int_equal(ic_spec_parse(o, &spec, &err), -1);
+		assert_string_equal(err.buf, c[i].err);
+		sb_release(&err);
+		json_decref(o);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(pull_decision_matrix),
+		cmocka_unit_test(runtime_detection),
+		cmocka_unit_test(job_rendering_golden),
+		cmocka_unit_test(long_cache_names_give_valid_labels),
+		cmocka_unit_test(plan_create_refresh_purge),
+		cmocka_unit_test(plan_update_diffs_against_applied_spec),
+		cmocka_unit_test(plan_only_new_nodes),
+		cmocka_unit_test(status_aggregation),
+		cmocka_unit_test(conditions_and_applied_spec),
+		cmocka_unit_test(spec_shape_errors_name_the_field),
+	};
+	return cmocka_run_group_tests_name("ic_core", tests, NULL, NULL);
+}
