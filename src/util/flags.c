@@ -167,8 +167,10 @@ void flags_usage(FILE *out, const char *cmd, const char *summary, const struct f
 	for (const struct flag *f = tab; f->name; f++) {
 		const char *t = f->type == FLAG_STRING ? "string" : f->type == FLAG_DURATION ? "duration" :
 				f->type == FLAG_INT ? "int" : f->type == FLAG_DOUBLE ? "float" : "";
-		fprintf(out, "  --%s %s\n        %s", f->name, t, f->help);
-		if (f->def && *f->def)
+		fprintf(out, "  --%s%s%s\n        %s", f->name, *t ? " " : "", t, f->help);
+		if (f->type == FLAG_BOOL && f->def && !strcmp(f->def, "true"))
+			fprintf(out, " (default true)");
+		else if (f->type != FLAG_BOOL && f->def && *f->def)
 			fprintf(out, " (default \"%s\")", f->def);
 		fputc('\n', out);
 	}
