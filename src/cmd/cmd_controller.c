@@ -1,12 +1,222 @@
-/* cmd_controller.c - placeholder until the subcommand lands. */
+/* cmd_controller.c - `kubefledged controller`: the ImageCache controller, a drop-in replacement for upstream's
+ * kubefledged-controller (same flags, defaults and environment), plus leader election, client-side rate
+ * limits well above client-go's 5 QPS, parallel workers and a Job concurrency cap.
+ *
+ * Runs in cluster with its service account, or anywhere with --kubeconfig. SIGTERM or SIGINT stop it
+ * gracefully (workers finish their sync, the lease is released); a second signal exits at once. */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "cmds.h"
+#include "imagecache/ic_controller.h"
+#include "kube/kube_client.h"
+#include "kube/kube_config.h"
+#include "kube/kube_leader.h"
+#include "util/flags.h"
+#include "util/log.h"
+#include "util/util.h"
+#include "util/version.h"
+
+static volatile int stop_flag;
+static volatile sig_atomic_t signals_seen;
+static volatile int leadership_lost;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (signals_seen++)
+		_exit(1);
+	stop_flag = 1;
+}
+
+static void on_lost(void *ud)
+{
+	(void)ud;
+	LOG_ERROR("leader election lost: stopping");
+	leadership_lost = 1;
+	stop_flag = 1;
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : def;
+}
 
 int cmd_controller(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "kubefledged: not implemented yet\n");
-	return 1;
+	int64_t deadline_ms, refresh_ms, lease_ms, renew_ms, retry_ms;
+	char *pull_policy, *sa, *priority, *retention, *cri_socket, *kubeconfig, *master, *context, *lease_name,
+		*lease_ns;
+	int host_network, max_surge, workers, burst, leader_elect, help;
+	double qps;
+	struct flag tab[] = {
+		{ "image-pull-deadline-duration", FLAG_DURATION, &deadline_ms, "5m",
+		  "how long one Job may take to pull or delete an image before it is reported failed (per Job; "
+		  "upstream: per batch)" },
+		{ "image-cache-refresh-frequency", FLAG_DURATION, &refresh_ms, "15m",
+		  "period of the refresh of every cache (first run at start); 0s disables it" },
+		{ "image-pull-policy", FLAG_STRING, &pull_policy, "IfNotPresent",
+		  "IfNotPresent: pull images a node does not report (plus :latest and untagged ones); Always: pull "
+		  "every image every time" },
+		{ "service-account-name", FLAG_STRING, &sa, "", "service account of the Job pods (default: the "
+		  "namespace's default)" },
+		{ "image-delete-job-host-network", FLAG_BOOL, &host_network, "false", "run delete Job pods with "
+		  "hostNetwork" },
+		{ "job-priority-class-name", FLAG_STRING, &priority, "", "priorityClassName of the Job pods" },
+		{ "job-retention-policy", FLAG_STRING, &retention, "delete",
+		  "delete: delete Jobs when they finish; retain: keep them for debugging" },
+		{ "cri-socket-path", FLAG_STRING, &cri_socket, "",
+		  "host path of the container runtime socket for delete Jobs on every node (default: the node's "
+		  "kubeadm.alpha.kubernetes.io/cri-socket annotation, else the runtime's usual socket)" },
+		{ "jobs-max-surge", FLAG_INT, &max_surge, "0", "most Jobs running at once; 0 = no limit" },
+		{ "workers", FLAG_INT, &workers, "4", "image caches synced in parallel" },
+		{ "kube-api-qps", FLAG_DOUBLE, &qps, "50", "sustained requests per second to the API server "
+		  "(client-go's default, which upstream used, is 5)" },
+		{ "kube-api-burst", FLAG_INT, &burst, "100", "burst of requests to the API server" },
+		{ "kubeconfig", FLAG_STRING, &kubeconfig, "", "kubeconfig file (default: in-cluster config, "
+		  "$KUBECONFIG, ~/.kube/config)" },
+		{ "master", FLAG_STRING, &master, "", "API server URL, overriding the kubeconfig's" },
+		{ "context", FLAG_STRING, &context, "", "kubeconfig context (default: current-context)" },
+		{ "leader-elect", FLAG_BOOL, &leader_elect, "true",
+		  "elect a leader with a Lease, so that several replicas are safe" },
+		{ "leader-elect-lease-duration", FLAG_DURATION, &lease_ms, "15s", "lease duration" },
+		{ "leader-elect-renew-deadline", FLAG_DURATION, &renew_ms, "10s", "leader gives up after failing "
+		  "to renew for this long" },
+		{ "leader-elect-retry-period", FLAG_DURATION, &retry_ms, "2s", "retry/renew period" },
+		{ "leader-elect-resource-name", FLAG_STRING, &lease_name, "kubefledged-controller", "Lease name" },
+		{ "leader-elect-resource-namespace", FLAG_STRING, &lease_ns, "",
+		  "Lease namespace (default: $KUBEFLEDGED_NAMESPACE, else kube-fledged)" },
+		{ "help", FLAG_BOOL, &help, "false", "show this help" },
+		{ NULL },
+	};
+	struct strbuf err = STRBUF_INIT;
+	struct kube_config *cfg = NULL;
+	struct kube_client *client = NULL;
+	struct kube_leader *leader = NULL;
+	struct ic_controller *ctl = NULL;
+	int rc = 1;
+	int npos = flags_parse(tab, argc, argv, &err);
+	if (npos < 0) {
+		fprintf(stderr, "kubefledged controller: %s (see --help)\n", err.buf);
+		rc = 2;
+		goto out;
+	}
+	if (help) {
+		flags_usage(stdout, "controller",
+			    "Runs the ImageCache controller: caches the images listed in ImageCaches on the nodes.\n"
+			    "Environment: KUBEFLEDGED_NAMESPACE (kube-fledged), KUBEFLEDGED_CRI_CLIENT_IMAGE (image of "
+			    "delete Jobs),\nBUSYBOX_IMAGE (init container of pull Jobs; needs a static cp and echo).",
+			    tab);
+		rc = 0;
+		goto out;
+	}
+	if (npos > 0) {
+		fprintf(stderr, "kubefledged controller: unexpected argument \"%s\"\n", argv[0]);
+		rc = 2;
+		goto out;
+	}
+	if (strcmp(pull_policy, "IfNotPresent") && strcmp(pull_policy, "Always"))
+		LOG_WARN("--image-pull-policy=%s is neither IfNotPresent nor Always: every image will get a Job, with "
+			 "container pull policy IfNotPresent (upstream behaviour)", pull_policy);
+	char *ret = xstrdup(retention);
+	/* upstream: case-insensitive and trimmed, anything else falls back to delete */
+	char *r = ret;
+	while (*r == ' ' || *r == '\t')
+		r++;
+	size_t rl = strlen(r);
+	while (rl && (r[rl - 1] == ' ' || r[rl - 1] == '\t'))
+		r[--rl] = '\0';
+	int retain = !strcasecmp(r, "retain");
+	if (!retain && strcasecmp(r, "delete"))
+		LOG_WARN("Failed to set '%s' Job Retention Policy -- invalid input: falling back to 'delete' Job "
+			 "Retention Policy", retention);
+	free(ret);
+	if (max_surge < 0 || workers < 1 || qps < 0 || burst < 1 || deadline_ms <= 0) {
+		fprintf(stderr, "kubefledged controller: invalid value: --jobs-max-surge=%d, --workers=%d, "
+				"--kube-api-qps=%g, --kube-api-burst=%d and --image-pull-deadline-duration must be "
+				"positive (0 allowed for --jobs-max-surge)\n", max_surge, workers, qps, burst);
+		rc = 2;
+		goto out;
+	}
+
+	const char *ns = env_or("KUBEFLEDGED_NAMESPACE", "kube-fledged");
+	cfg = kube_config_load(*kubeconfig ? kubeconfig : NULL, *context ? context : NULL, *master ? master : NULL,
+			       &err);
+	if (!cfg) {
+		LOG_ERROR("%s", err.buf);
+		goto out;
+	}
+	struct kube_client_opts copts = { qps, burst, 0, NULL };
+	client = kube_client_new(cfg, &copts, &err);
+	if (!client) {
+		LOG_ERROR("%s", err.buf);
+		goto out;
+	}
+	LOG_INFO("kubefledged controller %s (%s) starting: API server %s, context %s", kf_version(), kf_git_version(),
+		 cfg->server, cfg->context ? cfg->context : "-");
+
+	struct sigaction sa_ = { 0 };
+	sa_.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa_, NULL);
+	sigaction(SIGINT, &sa_, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (leader_elect) {
+		char host[128] = "";
+		gethostname(host, sizeof host - 1);
+		char suffix[8];
+		kf_random_suffix(suffix, 5);
+		char *identity = xasprintf("%s_%s", host, suffix);
+		struct kube_leader_opts lo = { *lease_ns ? lease_ns : ns, lease_name, identity, lease_ms, renew_ms,
+					       retry_ms, on_lost, NULL };
+		leader = kube_leader_new(client, &lo);
+		LOG_INFO("waiting to become leader (Lease %s/%s, identity %s)", lo.ns, lease_name, identity);
+		int got = kube_leader_acquire(leader, &stop_flag);
+		free(identity);
+		if (got < 0) {
+			rc = 0;
+			goto out;
+		}
+		LOG_INFO("became leader");
+	}
+
+	char *default_helper = xasprintf("kubefledged/kubefledged:%s", kf_version());
+	struct ic_controller_opts o = {
+		.job = { env_or("BUSYBOX_IMAGE", "senthilrch/busybox:1.35.0"),
+			 env_or("KUBEFLEDGED_CRI_CLIENT_IMAGE", default_helper),
+			 pull_policy, sa, priority, host_network, 3600 },
+		.cri_socket = cri_socket,
+		.pull_deadline_ms = deadline_ms,
+		.refresh_ms = refresh_ms,
+		.retain_jobs = retain,
+		.jobs_max_surge = max_surge,
+		.workers = workers,
+		.progress_interval_ms = 5000,
+	};
+	ctl = ic_controller_new(client, &o);
+	rc = ic_controller_run(ctl, &stop_flag) < 0 ? 1 : 0;
+	if (leadership_lost)
+		rc = 1;
+	struct ic_controller_stats s;
+	ic_controller_stats(ctl, &s);
+	LOG_INFO("stopped: %llu syncs, %llu operations, %llu Jobs created, %llu deleted, %llu status writes",
+		 (unsigned long long)s.syncs, (unsigned long long)s.operations, (unsigned long long)s.jobs_created,
+		 (unsigned long long)s.jobs_deleted, (unsigned long long)s.status_writes);
+	free(default_helper);
+out:
+	ic_controller_free(ctl);
+	if (leader) {
+		kube_leader_release(leader);
+		kube_leader_free(leader);
+	}
+	kube_client_free(client);
+	kube_config_free(cfg);
+	flags_free(tab);
+	sb_release(&err);
+	return rc;
 }

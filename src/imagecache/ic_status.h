@@ -76,6 +76,7 @@ struct ic_task {
 	enum ic_task_state state;
 	char *job_name;     /* once created */
 	long long deadline_ms; /* monotonic ms after which a running Job is given up; 0 = none */
+	int cleanup;        /* the finished task's Job still has to be deleted (retention policy delete) */
 	char *reason;       /* failure reason / message, NULL until failed */
 	char *message;
 	char *runtime;      /* delete tasks: "containerd", "crio" or "docker" (ic_jobs.h) */

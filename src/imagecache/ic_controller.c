@@ -1,0 +1,462 @@
+/* ic_controller.c - wiring of the ImageCache controller: informers and their event handlers, the work
+ * queue and its workers, the periodic refresh ticker, and the per-cache state table. The decisions are in
+ * ic_sync.c.
+ *
+ * Event handlers only enqueue keys (and keep two small indexes: the newest Pod of each Job, and each
+ * Node's labels, to notice nodes that join or start matching a list). Workers call ic_sync(); an error
+ * requeues the key with per-key exponential backoff (5 ms doubling to 5 min), success forgets it. */
+#include "ic_controller.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ic_controller_int.h"
+#include "ic_jobs.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* ---- state table ---- */
+
+struct ic_cache_state *ic_state_get(struct ic_controller *ctl, const char *key, int create)
+{
+	struct ic_cache_state *st = map_get(&ctl->states, key);
+	if (!st && create) {
+		st = xcalloc(1, sizeof *st);
+		map_put(&ctl->states, key, st);
+	}
+	return st;
+}
+
+static void state_free(void *p)
+{
+	struct ic_cache_state *st = p;
+	if (!st)
+		return;
+	free(st->uid);
+	free(st->written_rv);
+	map_free(&st->new_nodes, NULL);
+	free(st);
+}
+
+void ic_state_del(struct ic_controller *ctl, const char *key)
+{
+	state_free(map_del(&ctl->states, key));
+}
+
+/* ---- helpers ---- */
+
+char *ic_job_owner_key(json_t *job, char *buf, size_t n)
+{
+	const char *ns = kf_jstr(job, "metadata", "namespace", NULL);
+	size_t i;
+	json_t *r;
+	json_array_foreach(kf_jget(job, "metadata", "ownerReferences", NULL), i, r) {
+		const char *kind = json_string_value(json_object_get(r, "kind"));
+		const char *name = json_string_value(json_object_get(r, "name"));
+		if (kind && name && ns && !strcmp(kind, IC_KIND) && json_is_true(json_object_get(r, "controller"))) {
+			snprintf(buf, n, "%s/%s", ns, name);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+static void enqueue_obj(struct ic_controller *ctl, json_t *obj)
+{
+	char key[512];
+	kube_object_key(obj, key, sizeof key);
+	if (*key)
+		kube_wq_add(ctl->q, key);
+}
+
+/* ---- ImageCache handlers ---- */
+
+static void note_seen(struct ic_controller *ctl, json_t *obj)
+{
+	char key[512];
+	kube_object_key(obj, key, sizeof key);
+	const char *rv = kf_jstr(obj, "metadata", "resourceVersion", NULL);
+	pthread_mutex_lock(&ctl->mu);
+	struct ic_cache_state *st = ic_state_get(ctl, key, 0);
+	if (st && st->written_rv && rv && !strcmp(st->written_rv, rv))
+		st->written_seen = 1;
+	pthread_mutex_unlock(&ctl->mu);
+}
+
+static void cache_add(void *ud, json_t *obj)
+{
+	enqueue_obj(ud, obj);
+}
+
+static void cache_update(void *ud, json_t *old_obj, json_t *new_obj)
+{
+	(void)old_obj;
+	note_seen(ud, new_obj);
+	enqueue_obj(ud, new_obj);
+}
+
+static void cache_delete(void *ud, json_t *obj)
+{
+	enqueue_obj(ud, obj);
+}
+
+/* ---- Job and Pod handlers: wake the owning cache ---- */
+
+static void job_event(void *ud, json_t *job)
+{
+	struct ic_controller *ctl = ud;
+	char key[512];
+	if (ic_job_owner_key(job, key, sizeof key))
+		kube_wq_add(ctl->q, key);
+}
+
+static void job_add(void *ud, json_t *obj) { job_event(ud, obj); }
+static void job_update(void *ud, json_t *o, json_t *n)
+{
+	(void)o;
+	job_event(ud, n);
+}
+static void job_delete(void *ud, json_t *obj) { job_event(ud, obj); }
+
+static void pod_index(struct ic_controller *ctl, json_t *pod, int deleted)
+{
+	const char *ns = kf_jstr(pod, "metadata", "namespace", NULL);
+	const char *job = kf_jstr(pod, "metadata", "labels", "job-name", NULL);
+	if (!ns || !job)
+		return;
+	char key[512];
+	snprintf(key, sizeof key, "%s/%s", ns, job);
+	pthread_mutex_lock(&ctl->mu);
+	json_t *cur = map_get(&ctl->pod_by_job, key);
+	const char *cur_name = kf_jstr(cur, "metadata", "name", NULL);
+	const char *name = kf_jstr(pod, "metadata", "name", NULL);
+	if (deleted) {
+		if (cur && cur_name && name && !strcmp(cur_name, name))
+			json_decref(map_del(&ctl->pod_by_job, key));
+	} else {
+		/* keep the newest pod of the Job (a Job may get a replacement pod) */
+		const char *ct = kf_jstr(pod, "metadata", "creationTimestamp", NULL);
+		const char *cct = kf_jstr(cur, "metadata", "creationTimestamp", NULL);
+		int same = cur_name && name && !strcmp(cur_name, name);
+		if (!cur || same || !cct || (ct && strcmp(ct, cct) >= 0))
+			json_decref(map_put(&ctl->pod_by_job, key, json_incref(pod)));
+	}
+	pthread_mutex_unlock(&ctl->mu);
+	json_t *j = kube_informer_get(ctl->jobs, key);
+	if (j) {
+		job_event(ctl, j);
+		json_decref(j);
+	} else {
+		/* the Job is not in our cache yet: its label names the cache (all names up to 63 characters) */
+		const char *cache = kf_jstr(pod, "metadata", "labels", IC_LABEL_CACHE, NULL);
+		if (cache) {
+			snprintf(key, sizeof key, "%s/%s", ns, cache);
+			kube_wq_add(ctl->q, key);
+		}
+	}
+}
+
+static void pod_add(void *ud, json_t *obj) { pod_index(ud, obj, 0); }
+static void pod_update(void *ud, json_t *o, json_t *n)
+{
+	(void)o;
+	pod_index(ud, n, 0);
+}
+static void pod_delete(void *ud, json_t *obj) { pod_index(ud, obj, 1); }
+
+/* ---- Node handlers: caching on nodes that join, or whose labels start matching a list ---- */
+
+static void node_changed(struct ic_controller *ctl, json_t *node, json_t *old_labels)
+{
+	const char *name = kf_jstr(node, "metadata", "name", NULL);
+	json_t *labels = kf_jget(node, "metadata", "labels", NULL);
+	json_t *caches = kube_informer_list(ctl->caches);
+	size_t i;
+	json_t *c;
+	json_array_foreach(caches, i, c) {
+		struct ic_spec spec;
+		struct strbuf err = STRBUF_INIT;
+		int parsed = ic_spec_parse(c, &spec, &err) == 0;
+		sb_release(&err);
+		if (!parsed)
+			continue;
+		int newly = 0;
+		for (size_t l = 0; l < spec.n_lists && !newly; l++)
+			newly = ic_list_matches_node(&spec.lists[l], labels) &&
+				(!old_labels || !ic_list_matches_node(&spec.lists[l], old_labels));
+		ic_spec_free(&spec);
+		if (!newly)
+			continue;
+		char key[512];
+		kube_object_key(c, key, sizeof key);
+		pthread_mutex_lock(&ctl->mu);
+		struct ic_cache_state *st = ic_state_get(ctl, key, 1);
+		map_put(&st->new_nodes, name, NULL);
+		pthread_mutex_unlock(&ctl->mu);
+		LOG_INFO("node %s %s ImageCache %s: caching its images now", name,
+			 old_labels ? "now matches" : "joined, matching", key);
+		kube_wq_add(ctl->q, key);
+	}
+	json_decref(caches);
+}
+
+static void node_add(void *ud, json_t *node)
+{
+	struct ic_controller *ctl = ud;
+	const char *name = kf_jstr(node, "metadata", "name", NULL);
+	json_t *labels = kf_jget(node, "metadata", "labels", NULL);
+	pthread_mutex_lock(&ctl->mu);
+	int synced = ctl->nodes_synced, known = map_has(&ctl->node_labels, name);
+	json_decref(map_put(&ctl->node_labels, name, json_incref(labels ? labels : json_null())));
+	pthread_mutex_unlock(&ctl->mu);
+	if (synced && !known)
+		node_changed(ctl, node, NULL);
+}
+
+static void node_update(void *ud, json_t *old_node, json_t *node)
+{
+	struct ic_controller *ctl = ud;
+	(void)old_node;
+	const char *name = kf_jstr(node, "metadata", "name", NULL);
+	json_t *labels = kf_jget(node, "metadata", "labels", NULL);
+	pthread_mutex_lock(&ctl->mu);
+	json_t *prev = json_incref(map_get(&ctl->node_labels, name));
+	int changed = !prev || !json_equal(prev, labels ? labels : json_null());
+	if (changed)
+		json_decref(map_put(&ctl->node_labels, name, json_incref(labels ? labels : json_null())));
+	int synced = ctl->nodes_synced;
+	pthread_mutex_unlock(&ctl->mu);
+	if (synced && changed)
+		node_changed(ctl, node, prev && json_is_object(prev) ? prev : NULL);
+	json_decref(prev);
+}
+
+static void node_delete(void *ud, json_t *node)
+{
+	struct ic_controller *ctl = ud;
+	const char *name = kf_jstr(node, "metadata", "name", NULL);
+	pthread_mutex_lock(&ctl->mu);
+	json_decref(map_del(&ctl->node_labels, name));
+	size_t it = 0;
+	void *v;
+	while (map_next(&ctl->states, &it, NULL, &v))
+		map_del(&((struct ic_cache_state *)v)->new_nodes, name);
+	pthread_mutex_unlock(&ctl->mu);
+}
+
+/* Nodes are most of a controller's memory (status.images alone is tens of KB): keep only what is used. */
+static json_t *trim_node(json_t *node)
+{
+	json_t *m = json_object_get(node, "metadata"), *s = json_object_get(node, "status");
+	json_t *out = json_pack("{s:{s:O*, s:O*, s:O*, s:O*, s:O*}, s:{s:O*, s:{s:O*}}}", "metadata", "name",
+				json_object_get(m, "name"), "uid", json_object_get(m, "uid"), "resourceVersion",
+				json_object_get(m, "resourceVersion"), "labels", json_object_get(m, "labels"),
+				"annotations", json_object_get(m, "annotations"), "status", "images",
+				json_object_get(s, "images"), "nodeInfo", "containerRuntimeVersion",
+				kf_jget(s, "nodeInfo", "containerRuntimeVersion", NULL));
+	/* keep only the names of images, not their sizes */
+	json_t *images = kf_jget(out, "status", "images", NULL);
+	size_t i;
+	json_t *img;
+	json_array_foreach(images, i, img) json_object_del(img, "sizeBytes");
+	json_decref(node);
+	return out;
+}
+
+static json_t *trim_pod(json_t *pod)
+{
+	json_t *m = json_object_get(pod, "metadata");
+	json_t *out = json_pack("{s:{s:O*, s:O*, s:O*, s:O*, s:O*}, s:O*}", "metadata", "name",
+				json_object_get(m, "name"), "namespace", json_object_get(m, "namespace"),
+				"resourceVersion", json_object_get(m, "resourceVersion"), "creationTimestamp",
+				json_object_get(m, "creationTimestamp"), "labels", json_object_get(m, "labels"),
+				"status", json_object_get(pod, "status"));
+	json_t *st = json_object_get(out, "status");
+	json_object_del(st, "conditions");
+	json_decref(pod);
+	return out;
+}
+
+static json_t *trim_job(json_t *job)
+{
+	json_t *m = json_object_get(job, "metadata");
+	json_t *out = json_pack("{s:{s:O*, s:O*, s:O*, s:O*, s:O*, s:O*, s:O*}, s:O*}", "metadata", "name",
+				json_object_get(m, "name"), "namespace", json_object_get(m, "namespace"),
+				"resourceVersion", json_object_get(m, "resourceVersion"), "creationTimestamp",
+				json_object_get(m, "creationTimestamp"), "labels", json_object_get(m, "labels"),
+				"annotations", json_object_get(m, "annotations"), "ownerReferences",
+				json_object_get(m, "ownerReferences"), "status", json_object_get(job, "status"));
+	json_decref(job);
+	return out;
+}
+
+static json_t *trim_cache(json_t *obj)
+{
+	json_t *m = json_object_get(obj, "metadata");
+	json_object_del(m, "managedFields");
+	json_t *ann = json_object_get(m, "annotations");
+	json_object_del(ann, "kubectl.kubernetes.io/last-applied-configuration");
+	return obj;
+}
+
+/* ---- controller ---- */
+
+struct ic_controller *ic_controller_new(struct kube_client *c, const struct ic_controller_opts *o)
+{
+	struct ic_controller *ctl = xcalloc(1, sizeof *ctl);
+	ctl->c = c;
+	ctl->o = *o;
+	if (ctl->o.workers <= 0)
+		ctl->o.workers = 4;
+	if (ctl->o.progress_interval_ms <= 0)
+		ctl->o.progress_interval_ms = 5000;
+	pthread_mutex_init(&ctl->mu, NULL);
+	ctl->q = kube_wq_new("ImageCaches", 5, 300000);
+	ctl->rec = kube_recorder_new(c, "kubefledged-controller", NULL);
+
+	struct kube_informer_opts io = { .res = &IC_RESOURCE, .transform = trim_cache };
+	struct kube_informer_handlers h = { cache_add, cache_update, cache_delete, ctl };
+	ctl->caches = kube_informer_new(c, &io, &h);
+
+	struct kube_informer_opts no = { .res = &KUBE_NODES, .transform = trim_node };
+	struct kube_informer_handlers nh = { node_add, node_update, node_delete, ctl };
+	ctl->nodes = kube_informer_new(c, &no, &nh);
+
+	struct kube_informer_opts jo = { .res = &KUBE_JOBS, .label_selector = IC_JOB_SELECTOR, .transform = trim_job };
+	struct kube_informer_handlers jh = { job_add, job_update, job_delete, ctl };
+	ctl->jobs = kube_informer_new(c, &jo, &jh);
+
+	struct kube_informer_opts po = { .res = &KUBE_PODS, .label_selector = IC_JOB_SELECTOR, .transform = trim_pod };
+	struct kube_informer_handlers ph = { pod_add, pod_update, pod_delete, ctl };
+	ctl->pods = kube_informer_new(c, &po, &ph);
+	return ctl;
+}
+
+struct worker_arg {
+	struct ic_controller *ctl;
+};
+
+static void *worker(void *arg)
+{
+	struct ic_controller *ctl = arg;
+	char *key;
+	while ((key = kube_wq_get(ctl->q))) {
+		int64_t requeue = 0;
+		if (ic_sync(ctl, key, &requeue) < 0) {
+			kube_wq_add_rate_limited(ctl->q, key);
+		} else {
+			kube_wq_forget(ctl->q, key);
+			if (requeue > 0)
+				kube_wq_add_after(ctl->q, key, requeue);
+		}
+		kube_wq_done(ctl->q, key);
+		free(key);
+	}
+	return NULL;
+}
+
+static void tick_refresh(struct ic_controller *ctl)
+{
+	json_t *caches = kube_informer_list(ctl->caches);
+	size_t i;
+	json_t *c;
+	json_array_foreach(caches, i, c) {
+		char key[512];
+		kube_object_key(c, key, sizeof key);
+		pthread_mutex_lock(&ctl->mu);
+		ic_state_get(ctl, key, 1)->refresh_due = 1;
+		pthread_mutex_unlock(&ctl->mu);
+		kube_wq_add(ctl->q, key);
+	}
+	LOG_V(1, "periodic refresh: %zu image caches", json_array_size(caches));
+	json_decref(caches);
+}
+
+int ic_controller_run(struct ic_controller *ctl, const volatile int *stop)
+{
+	int rc = -1;
+	pthread_t *workers = xcalloc((size_t)ctl->o.workers, sizeof *workers);
+	int started = 0;
+	struct kube_informer *infs[] = { ctl->nodes, ctl->jobs, ctl->pods, ctl->caches };
+	const char *names[] = { "nodes", "jobs", "pods", "imagecaches" };
+	for (size_t i = 0; i < ARRAY_SIZE(infs); i++) {
+		if (kube_informer_start(infs[i]) < 0) {
+			LOG_ERROR("cannot start the %s informer", names[i]);
+			goto out;
+		}
+	}
+	/* caches last: their first syncs look at Jobs and Nodes */
+	for (size_t i = 0; i < ARRAY_SIZE(infs); i++) {
+		while (kube_informer_wait_synced(infs[i], 1000) < 0) {
+			if (*stop)
+				goto out;
+			LOG_INFO("waiting for the %s cache to sync", names[i]);
+		}
+		if (infs[i] == ctl->nodes) {
+			pthread_mutex_lock(&ctl->mu);
+			ctl->nodes_synced = 1;
+			pthread_mutex_unlock(&ctl->mu);
+		}
+	}
+	LOG_INFO("caches synced: %zu image caches, %zu nodes, %zu jobs; starting %d workers",
+		 kube_informer_len(ctl->caches), kube_informer_len(ctl->nodes), kube_informer_len(ctl->jobs),
+		 ctl->o.workers);
+	for (; started < ctl->o.workers; started++)
+		if (pthread_create(&workers[started], NULL, worker, ctl)) {
+			LOG_ERROR("cannot start worker threads");
+			goto out;
+		}
+	/* upstream refreshes at startup, then every period */
+	int64_t next_refresh = ctl->o.refresh_ms > 0 ? kf_now_ms() : INT64_MAX;
+	while (!*stop) {
+		if (kf_now_ms() >= next_refresh) {
+			tick_refresh(ctl);
+			next_refresh = kf_now_ms() + ctl->o.refresh_ms;
+		}
+		kf_sleep_ms(200);
+	}
+	rc = 0;
+out:
+	LOG_INFO("shutting down");
+	kube_wq_shutdown(ctl->q);
+	for (int i = 0; i < started; i++)
+		pthread_join(workers[i], NULL);
+	free(workers);
+	for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
+		kube_informer_stop(infs[i]);
+	return rc;
+}
+
+static void decref_value(void *v) { json_decref(v); }
+
+void ic_controller_free(struct ic_controller *ctl)
+{
+	if (!ctl)
+		return;
+	size_t it = 0;
+	void *v;
+	while (map_next(&ctl->states, &it, NULL, &v)) {
+		ic_op_free(ctl, ((struct ic_cache_state *)v)->op);
+		((struct ic_cache_state *)v)->op = NULL;
+	}
+	map_free(&ctl->states, state_free);
+	map_free(&ctl->pod_by_job, decref_value);
+	map_free(&ctl->node_labels, decref_value);
+	kube_informer_free(ctl->caches);
+	kube_informer_free(ctl->nodes);
+	kube_informer_free(ctl->jobs);
+	kube_informer_free(ctl->pods);
+	kube_wq_free(ctl->q);
+	kube_recorder_free(ctl->rec);
+	pthread_mutex_destroy(&ctl->mu);
+	free(ctl);
+}
+
+void ic_controller_stats(struct ic_controller *ctl, struct ic_controller_stats *out)
+{
+	out->syncs = atomic_load(&ctl->n_syncs);
+	out->operations = atomic_load(&ctl->n_ops);
+	out->jobs_created = atomic_load(&ctl->n_jobs_created);
+	out->jobs_deleted = atomic_load(&ctl->n_jobs_deleted);
+	out->status_writes = atomic_load(&ctl->n_status_writes);
+}
