@@ -1,0 +1,123 @@
+/* kube_internal.h - what the kube_*.c files share with each other and with their unit tests: the client
+ * structure, error classification, the token bucket, the watch stream decoder and the informer's store
+ * reconciliation. These are pure functions (no I/O) so that tests can feed them recorded API responses.
+ * Not part of the contract for the layers above (they include the public kube_*.h headers only). */
+#ifndef KUBE_INTERNAL_H
+#define KUBE_INTERNAL_H
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "kube_client.h"
+#include "kube_informer.h"
+#include "util/map.h"
+#include "util/strbuf.h"
+
+/* ---- token bucket (client-go's flowcontrol.NewTokenBucketRateLimiter) ---------------------------- */
+struct kube_limiter {
+	pthread_mutex_t mu;
+	double qps, burst; /* qps <= 0: unlimited */
+	double tokens;     /* may go negative: reservations not yet due */
+	int64_t last_ns;   /* when tokens was computed */
+};
+void kube_limiter_init(struct kube_limiter *l, double qps, int burst, int64_t now_ns);
+void kube_limiter_destroy(struct kube_limiter *l);
+/* Takes one token at now_ns; returns how long (ns) the caller must wait before using it (0 = now). */
+int64_t kube_limiter_reserve(struct kube_limiter *l, int64_t now_ns);
+int64_t kube_now_ns(void); /* CLOCK_MONOTONIC */
+
+/* ---- the client ------------------------------------------------------------------------------------ */
+struct kube_client {
+	char *base;                    /* server URL used in requests (host = tls_server_name, see kube_client.c) */
+	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO for the tls_server_name override, or NULL */
+	char *ca_pem, *cert_pem, *key_pem;
+	int insecure;
+	char *namespace, *user_agent;
+	long timeout_ms;
+
+	pthread_mutex_t tok_mu; /* guards token and the token file's identity */
+	char *token, *token_file;
+	dev_t tok_dev;
+	ino_t tok_ino;
+	int64_t tok_mtime_ns;
+	off_t tok_size;
+
+	CURLSH *share;
+	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+	struct kube_limiter lim;
+	_Atomic uint64_t n_requests, n_watches, n_err_transport, n_err_4xx, n_err_5xx;
+};
+
+/* A configured easy handle for METHOD base+path (share, TLS, timeouts, User-Agent, HTTP/2 over TLS).
+ * *hdrs gets Accept, Authorization (the token copy is wiped from the list by kube_headers_free) and
+ * content_type if given. errbuf must hold CURL_ERROR_SIZE bytes. token_used (optional) receives a
+ * malloc'd copy of the token sent (or NULL). */
+CURL *kube_easy_new(struct kube_client *c, const char *method, const char *url, const char *content_type,
+		    struct curl_slist **hdrs, char *errbuf, char **token_used);
+void kube_headers_free(struct curl_slist *hdrs);
+/* After a 401: re-reads the token file. Returns 1 if the token now differs from token_used (worth one
+ * retry), else 0. */
+int kube_token_refresh(struct kube_client *c, const char *token_used);
+char *kube_url(struct kube_client *c, const char *path); /* malloc'd base + path */
+/* Counts a finished response (code 0 = transport error) in the stats. */
+void kube_count_response(struct kube_client *c, long code);
+
+/* ---- errors ---------------------------------------------------------------------------------------- */
+void kube_err_clear(struct kube_err *e);
+/* The reason client-go gives a status code when the body is not a Status ("NotFound", "Conflict", ...). */
+const char *kube_reason_for_code(long code);
+/* Fills e from an error response: a metav1.Status body gives reason, message and code; any other body
+ * gives a generic message with its first bytes. */
+void kube_err_from_response(struct kube_err *e, long http_code, const char *body, size_t len);
+/* Fills e from a decoded metav1.Status (http_code used when the Status has no code). */
+void kube_err_from_status(struct kube_err *e, long http_code, json_t *status);
+/* Retry-After header value in seconds (delta-seconds only; dates and junk give 0; capped at 1 hour). */
+int kube_parse_retry_after(const char *v);
+
+/* ---- watch stream decoding ---------------------------------------------------------------------- */
+#define KUBE_WATCH_MAX_LINE (16u << 20)
+struct kube_watch_decoder {
+	struct strbuf line; /* the partial line carried between chunks */
+	size_t max_line;
+	kube_watch_cb cb;
+	void *ud;
+	uint64_t events;    /* events delivered (bookmarks included) */
+};
+void kube_watch_decoder_init(struct kube_watch_decoder *d, size_t max_line, kube_watch_cb cb, void *ud);
+void kube_watch_decoder_release(struct kube_watch_decoder *d);
+/* Feeds the next chunk of a newline-delimited stream of watch events. Returns 0 to continue, 1 when the
+ * callback asked to stop, -1 on an ERROR event (err from its Status: 410 Expired/Gone relists), an
+ * undecodable line or a line longer than max_line. */
+int kube_watch_decoder_feed(struct kube_watch_decoder *d, const char *data, size_t len, struct kube_err *err);
+/* At the end of the stream: decodes a last unterminated line. Returns like feed. */
+int kube_watch_decoder_finish(struct kube_watch_decoder *d, struct kube_err *err);
+
+/* ---- informer store --------------------------------------------------------------------------------- */
+enum kube_delta_type { KUBE_DELTA_ADD, KUBE_DELTA_UPDATE, KUBE_DELTA_DELETE };
+struct kube_delta {
+	enum kube_delta_type type;
+	json_t *old_obj, *new_obj; /* owned references; old_obj NULL for ADD, new_obj NULL for DELETE */
+};
+struct kube_deltas {
+	struct kube_delta *v;
+	size_t n, cap;
+};
+#define KUBE_DELTAS_INIT { NULL, 0, 0 }
+/* The store maps "ns/name" to an owned json_t reference. */
+/* Replaces the store's contents by items (a JSON array of objects; the store takes new references) and
+ * appends to out what changed: DELETE for keys not in items, ADD for new keys, UPDATE for keys whose
+ * metadata.resourceVersion differs. Deletes come first, then adds/updates in list order. */
+void kube_store_replace(struct map *store, json_t *items, struct kube_deltas *out);
+/* Applies one watch event (ADDED, MODIFIED, DELETED; obj referenced, not stolen) and appends the delta. */
+void kube_store_apply(struct map *store, const char *type, json_t *obj, struct kube_deltas *out);
+void kube_store_clear(struct map *store);
+void kube_deltas_fire(const struct kube_deltas *d, const struct kube_informer_handlers *h);
+void kube_deltas_release(struct kube_deltas *d);
+/* metadata.managedFields removed; takes and returns the reference (the default transform). */
+json_t *kube_drop_managed_fields(json_t *obj);
+
+#endif
