@@ -1,0 +1,243 @@
+# 10-cri.sh - `kubefledged cri` against a real containerd (the cluster's node 1), as delete Jobs use it.
+# Sourced by the e2e harness, which runs every test_* function with .cluster/env sourced (REGISTRY,
+# NODE1_CRI_SOCKET, ...) and provides fail, assert_eq, assert_contains.
+#
+# What matters most here: `rmi` of one tag must never remove other tags of the same image (CRI
+# RemoveImage would), an absent image is a success, failures carry the runtime's gRPC text, and image
+# strings are never interpreted by a shell.
+# shellcheck shell=bash
+
+CRI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+CRI_KF=${KF_BIN:-$CRI_ROOT/build/src/kubefledged}
+CRI_IMAGES_SH=${KF_IMAGES_SH:-$CRI_ROOT/testbed/images.sh}
+
+# ---- helpers (prefixed cri_ so they cannot clash with other cases) ----
+
+cri_setup() {
+  [ -x "$CRI_KF" ] || { fail "$CRI_KF not built (make build)"; return 1; }
+  [ -S "${NODE1_CRI_SOCKET:-}" ] || { fail "NODE1_CRI_SOCKET=${NODE1_CRI_SOCKET:-} is not a socket"; return 1; }
+  CRI_TMP=$(mktemp -d /tmp/kf-e2e-cri.XXXXXX)
+  CRI_TLOG=$CRI_TMP/termination-log
+  : > "$CRI_TLOG"
+  CRI_ID=$(printf '%04x%04x' $RANDOM $RANDOM)
+}
+
+cri_teardown() { rm -rf "$CRI_TMP"; }
+
+# cri_run ARGS...: runs `kubefledged cri` on node 1; sets CRI_RC, CRI_OUT, CRI_ERR.
+cri_run() {
+  CRI_RC=0
+  "$CRI_KF" cri --runtime-endpoint="unix://$NODE1_CRI_SOCKET" --termination-log="$CRI_TLOG" --timeout=1m "$@" \
+    >"$CRI_TMP/out" 2>"$CRI_TMP/err" || CRI_RC=$?
+  CRI_OUT=$(cat "$CRI_TMP/out")
+  CRI_ERR=$(cat "$CRI_TMP/err")
+}
+
+cri_ok() { # ARGS...: must exit 0
+  cri_run "$@"
+  [ "$CRI_RC" = 0 ] || { fail "kubefledged cri $* exited $CRI_RC: $CRI_ERR"; return 1; }
+}
+
+cri_refute_contains() { # HAY NEEDLE
+  case $1 in *"$2"*) fail "did not expect \"$2\" in: $1"; return 1;; esac
+}
+
+# cri_gen PREFIX TAG: one fresh image $REGISTRY/PREFIX-001:TAG; prints the reference.
+cri_gen() {
+  local ref
+  ref=$(KF_GEN_SALT=$CRI_ID "$CRI_IMAGES_SH" gen "$1" 1 "$2" | tail -1) || { fail "images.sh gen $1 failed"; return 1; }
+  [ -n "$ref" ] || { fail "images.sh gen $1 printed nothing"; return 1; }
+  echo "$ref"
+}
+
+# cri_copy SRC_REPO SRC_TAG DST_REPO DST_TAG: the same manifest under another name, in the registry
+# (so the node sees one image with two references). Blobs are mounted across repositories, not copied.
+cri_copy() {
+  local m=$CRI_TMP/manifest ct d
+  ct=$(curl -sf -D - -o "$m" \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$REGISTRY/v2/$1/manifests/$2" | tr -d '\r' | awk -F': ' 'tolower($1)=="content-type"{print $2}') ||
+    { fail "cannot GET manifest $1:$2"; return 1; }
+  if [ "$1" != "$3" ]; then
+    for d in $(grep -o 'sha256:[0-9a-f]\{64\}' "$m" | sort -u); do
+      curl -sf -o /dev/null -X POST "http://$REGISTRY/v2/$3/blobs/uploads/?mount=$d&from=$1" ||
+        { fail "cannot mount blob $d into $3"; return 1; }
+    done
+  fi
+  curl -sf -o /dev/null -X PUT -H "Content-Type: $ct" --data-binary "@$m" "http://$REGISTRY/v2/$3/manifests/$4" ||
+    { fail "cannot PUT manifest $3:$4"; return 1; }
+}
+
+# ---- tests ----
+
+test_cri_version_reports_containerd() {
+  cri_setup || return 1
+  cri_ok version || return 1
+  assert_contains "$CRI_OUT" "RuntimeName:  containerd"
+  assert_contains "$CRI_OUT" "RuntimeApiVersion:  v1"
+  assert_contains "$CRI_OUT" "CRIService:  runtime.v1"
+  cri_teardown
+}
+
+test_cri_pull_images_inspect() {
+  cri_setup || return 1
+  local ref repo
+  ref=$(cri_gen "cri-pull-$CRI_ID" t1) || return 1
+  repo=${ref%:*}
+  cri_ok pull "$ref" || return 1
+  assert_contains "$CRI_OUT" "pulled $ref (sha256:"
+  assert_contains "$(cat "$CRI_TLOG")" "pulled $ref (sha256:"
+  cri_ok images -q || return 1
+  assert_contains "$CRI_OUT" "$ref"
+  cri_ok images || return 1
+  assert_contains "$CRI_OUT" "IMAGE"
+  assert_contains "$CRI_OUT" "$repo"
+  cri_ok inspect "$ref" || return 1
+  assert_contains "$CRI_OUT" "\"$ref\""
+  assert_contains "$CRI_OUT" "\"$repo@sha256:"
+  cri_ok rmi "$ref" || return 1
+  assert_contains "$CRI_OUT" "removed image $ref"
+  cri_run inspect "$ref"
+  assert_eq "$CRI_RC" 1
+  assert_contains "$CRI_ERR" "not present"
+  cri_teardown
+}
+
+test_cri_rmi_one_of_two_tags_keeps_the_other() {
+  cri_setup || return 1
+  local ref repo
+  ref=$(cri_gen "cri-shared-$CRI_ID" t1) || return 1
+  repo=${ref%:*}
+  cri_copy "${repo#"$REGISTRY"/}" t1 "${repo#"$REGISTRY"/}" t2 || return 1
+  cri_ok pull "$repo:t1" || return 1
+  cri_ok pull "$repo:t2" || return 1
+  cri_ok inspect "$repo:t1" || return 1
+  assert_contains "$CRI_OUT" "\"$repo:t2\"" # one image, two tags
+
+  cri_ok rmi "$repo:t1" || return 1
+  assert_contains "$CRI_OUT" "untagged $repo:t1"
+  assert_contains "$(cat "$CRI_TLOG")" "untagged $repo:t1"
+  cri_ok images -q || return 1
+  assert_contains "$CRI_OUT" "$repo:t2"
+  cri_refute_contains "$CRI_OUT" "$repo:t1" || return 1
+  cri_ok inspect "$repo:t2" || return 1
+  assert_contains "$CRI_OUT" "\"$repo@sha256:" # the repository's digest stays with t2
+
+  cri_ok rmi "$repo:t2" || return 1
+  assert_contains "$CRI_OUT" "removed image $repo:t2"
+  cri_ok images -q || return 1
+  cri_refute_contains "$CRI_OUT" "$repo" || return 1
+  cri_teardown
+}
+
+test_cri_rmi_across_repositories_removes_only_its_own() {
+  cri_setup || return 1
+  local ref a b
+  ref=$(cri_gen "cri-cross-a-$CRI_ID" v1) || return 1
+  a=${ref%:*}
+  b=$REGISTRY/cri-cross-b-$CRI_ID
+  cri_copy "${a#"$REGISTRY"/}" v1 "${b#"$REGISTRY"/}" v1 || return 1
+  cri_ok pull "$a:v1" || return 1
+  cri_ok pull "$b:v1" || return 1
+  cri_ok rmi "$b:v1" || return 1
+  assert_contains "$CRI_OUT" "untagged $b:v1"
+  cri_ok inspect "$a:v1" || return 1
+  assert_contains "$CRI_OUT" "\"$a:v1\""
+  assert_contains "$CRI_OUT" "\"$a@sha256:"
+  cri_refute_contains "$CRI_OUT" "$b" || return 1 # neither b's tag nor b's digest entry is left
+  cri_ok rmi "$a:v1" || return 1
+  cri_teardown
+}
+
+test_cri_rmi_absent_image_succeeds() {
+  cri_setup || return 1
+  local ref=$REGISTRY/cri-absent-$CRI_ID:nope
+  cri_ok rmi "$ref" || return 1
+  assert_eq "$CRI_OUT" "image $ref not present"
+  assert_eq "$(cat "$CRI_TLOG")" "image $ref not present"
+  cri_ok rmi "$ref" || return 1 # and again
+  cri_teardown
+}
+
+test_cri_pull_missing_image_fails_with_not_found() {
+  cri_setup || return 1
+  local ref=$REGISTRY/cri-missing-$CRI_ID:0
+  cri_run pull "$ref"
+  assert_eq "$CRI_RC" 1
+  assert_contains "$CRI_ERR" "pull $ref: rpc error: code = NotFound desc = "
+  assert_contains "$CRI_ERR" "not found"
+  assert_contains "$(cat "$CRI_TLOG")" "rpc error: code = NotFound"
+  cri_teardown
+}
+
+test_cri_rejects_shell_syntax_in_references() {
+  cri_setup || return 1
+  local before ref cmd
+  cri_ok images -q || return 1
+  before=$CRI_OUT
+  for ref in "\$(touch $CRI_TMP/pwned1)" "a;b" "a;touch $CRI_TMP/pwned2" "\`touch $CRI_TMP/pwned3\`" \
+             "busybox|touch $CRI_TMP/pwned4" "busybox && touch $CRI_TMP/pwned5" "$(printf 'busybox\ntouch x')"; do
+    for cmd in rmi pull inspect; do
+      cri_run "$cmd" "$ref"
+      assert_eq "$CRI_RC" 2
+      assert_contains "$CRI_ERR" "invalid image reference"
+    done
+  done
+  # the termination log names the bad value (escaped), so a failed delete Job says why
+  assert_contains "$(cat "$CRI_TLOG")" "invalid image reference \"busybox\\ntouch x\""
+  assert_eq "$(ls "$CRI_TMP" | grep -c pwned)" 0
+  cri_ok images -q || return 1
+  assert_eq "$CRI_OUT" "$before"
+  cri_teardown
+}
+
+test_cri_unreachable_socket_is_named() {
+  cri_setup || return 1
+  local rc=0 err
+  err=$("$CRI_KF" cri --runtime-endpoint="unix://$CRI_TMP/no.sock" version 2>&1 >/dev/null) || rc=$?
+  assert_eq "$rc" 1
+  assert_contains "$err" "connect to unix socket $CRI_TMP/no.sock: No such file or directory"
+  rc=0
+  "$CRI_KF" cri --runtime-endpoint=unix:///x.sock frobnicate >/dev/null 2>&1 || rc=$?
+  assert_eq "$rc" 2
+  cri_teardown
+}
+
+# Docker Engine API, only where a dockerd binary is at hand (docker.io is not installed on test machines;
+# `apt-get download docker.io && dpkg-deb -x` gives one: point KF_DOCKERD at x/usr/sbin/dockerd).
+# dockerd runs on node 1's containerd in its own namespace ("moby"), in a temp dir, stopped by PID.
+test_cri_docker_engine_untags_one_reference() {
+  local dockerd=${KF_DOCKERD:-$(command -v dockerd || true)}
+  if [ -z "$dockerd" ] || [ ! -x "$dockerd" ]; then
+    echo "SKIP: no dockerd (set KF_DOCKERD=/path/to/dockerd)"
+    return 0
+  fi
+  cri_setup || return 1
+  local d=$CRI_TMP/dk ref repo pid i
+  mkdir -p "$d/data" "$d/exec"
+  PATH=$(dirname "$dockerd"):$(dirname "$dockerd")/../bin:$PATH setsid "$dockerd" -H "unix://$d/docker.sock" \
+    --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/docker.pid" --containerd "$NODE1_CRI_SOCKET" \
+    --bridge=none --iptables=false --ip-forward=false --ip-masq=false --insecure-registry "$REGISTRY" \
+    >"$d/log" 2>&1 &
+  pid=$!
+  for i in $(seq 100); do
+    curl -sf --unix-socket "$d/docker.sock" http://localhost/_ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  local dk=("$CRI_KF" cri --runtime=docker --runtime-endpoint="unix://$d/docker.sock")
+  ref=$(cri_gen "cri-docker-$CRI_ID" t1) || { kill "$pid"; return 1; }
+  repo=${ref%:*}
+  cri_copy "${repo#"$REGISTRY"/}" t1 "${repo#"$REGISTRY"/}" t2 || { kill "$pid"; return 1; }
+  local out rc=0
+  "${dk[@]}" version >"$CRI_TMP/dv" 2>&1 || rc=$?
+  out=$("${dk[@]}" pull "$repo:t1" 2>&1 && "${dk[@]}" pull "$repo:t2" 2>&1 && "${dk[@]}" rmi "$repo:t1" 2>&1 &&
+        "${dk[@]}" images -q 2>&1 && "${dk[@]}" rmi "$repo:t1" 2>&1) || rc=$?
+  kill "$pid"
+  for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  assert_eq "$rc" 0
+  assert_contains "$(cat "$CRI_TMP/dv")" "RuntimeName:  docker"
+  assert_contains "$out" "untagged $repo:t1"
+  assert_contains "$out" "$repo:t2"
+  assert_contains "$out" "image $repo:t1 not present"
+  cri_teardown
+}
