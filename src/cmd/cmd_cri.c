@@ -28,7 +28,7 @@
 
 static char *f_endpoint, *f_image_endpoint, *f_runtime, *f_creds, *f_auth, *f_server, *f_termlog, *f_output;
 static int64_t f_timeout;
-static int f_quiet;
+static int f_quiet, f_help, f_h;
 
 static struct flag cri_flags[] = {
 	{ "runtime-endpoint", FLAG_STRING, &f_endpoint, CRI_DEFAULT_ENDPOINT,
@@ -42,9 +42,11 @@ static struct flag cri_flags[] = {
 	{ "auth", FLAG_STRING, &f_auth, "", "pull: registry credentials as base64(USER:PASSWORD)" },
 	{ "server-address", FLAG_STRING, &f_server, "", "pull: registry the credentials are for" },
 	{ "q", FLAG_BOOL, &f_quiet, "false", "images: print image references only" },
-	{ "output", FLAG_STRING, &f_output, "", "images, inspect: json for JSON output" },
+	{ "output", FLAG_STRING, &f_output, "", "images: json for JSON output (inspect always prints JSON)" },
 	{ "termination-log", FLAG_STRING, &f_termlog, "/dev/termination-log",
 	  "rmi, pull: also write the one-line result here when the file exists and is writable" },
+	{ "help", FLAG_BOOL, &f_help, "false", "show this help" },
+	{ "h", FLAG_BOOL, &f_h, "false", "show this help" },
 	{ NULL },
 };
 
@@ -294,9 +296,10 @@ int cmd_cri(int argc, char **argv)
 		fprintf(stderr, "kubefledged cri: %s\n", err.buf);
 		goto out;
 	}
-	if (npos == 0 || !strcmp(argv[0], "help")) {
-		flags_usage(npos ? stdout : stderr, "cri", summary, cri_flags);
-		ret = npos ? 0 : 2;
+	if (f_help || f_h || npos == 0 || !strcmp(argv[0], "help")) {
+		int asked = f_help || f_h || npos;
+		flags_usage(asked ? stdout : stderr, "cri", summary, cri_flags);
+		ret = asked ? 0 : 2;
 		goto out;
 	}
 	const char *cmd = argv[0];

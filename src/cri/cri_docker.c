@@ -338,8 +338,12 @@ static int http(struct cri_docker *d, const char *method, const char *path, cons
 	} else if (cc != CURLE_OK) {
 		long oserr = 0;
 		curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
-		sb_addf(err, "%s unix socket %s: %s", cc == CURLE_COULDNT_CONNECT ? "connect to" : "talk to", d->socket,
-			oserr ? strerror((int)oserr) : errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		/* errno only explains a failed connect; later on it may be stale */
+		if (cc == CURLE_COULDNT_CONNECT && oserr)
+			sb_addf(err, "connect to unix socket %s: %s", d->socket, strerror((int)oserr));
+		else
+			sb_addf(err, "talk to unix socket %s: %s (is this a docker socket?)", d->socket,
+				errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		rc = cc == CURLE_WRITE_ERROR ? CRI_EPROTO : CRI_ETRANSPORT;
 	} else {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);

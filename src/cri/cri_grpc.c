@@ -279,8 +279,12 @@ int cri_grpc_curl_transport(void *ctx, const char *socket_path, int64_t timeout_
 	} else {
 		long oserr = 0;
 		curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
-		sb_addf(err, "%s unix socket %s: %s", cc == CURLE_COULDNT_CONNECT ? "connect to" : "talk to",
-			socket_path, oserr ? strerror((int)oserr) : errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		/* errno only explains a failed connect; later on it may be stale */
+		if (cc == CURLE_COULDNT_CONNECT && oserr)
+			sb_addf(err, "connect to unix socket %s: %s", socket_path, strerror((int)oserr));
+		else
+			sb_addf(err, "talk to unix socket %s: %s (is this a CRI runtime socket?)", socket_path,
+				errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		if (cc == CURLE_COULDNT_CONNECT && oserr == ECONNREFUSED)
 			sb_adds(err, " (nothing listens there: is the container runtime running?)");
 	}
