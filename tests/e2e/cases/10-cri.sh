@@ -170,6 +170,26 @@ test_cri_pull_missing_image_fails_with_not_found() {
   cri_teardown
 }
 
+test_cri_pull_with_credentials() {
+  if [ -z "${REGISTRY_AUTH:-}" ] || [ -z "${REGISTRY_AUTH_USER:-}" ]; then
+    echo "SKIP: no REGISTRY_AUTH in the cluster env"
+    return 0
+  fi
+  cri_setup || return 1
+  local ref=$REGISTRY_AUTH/private/app:1
+  cri_ok rmi "$ref" || return 1 # start from absent
+  cri_run pull "$ref"
+  assert_eq "$CRI_RC" 1
+  assert_contains "$CRI_ERR" "401 Unauthorized"
+  cri_run pull --creds "$REGISTRY_AUTH_USER:wrong-$CRI_ID" "$ref"
+  assert_eq "$CRI_RC" 1
+  cri_ok pull --creds "$REGISTRY_AUTH_USER:$REGISTRY_AUTH_PASSWORD" "$ref" || return 1
+  cri_ok rmi "$ref" || return 1
+  cri_ok pull --auth "$(printf '%s:%s' "$REGISTRY_AUTH_USER" "$REGISTRY_AUTH_PASSWORD" | base64 -w0)" "$ref" || return 1
+  cri_ok rmi "$ref" || return 1
+  cri_teardown
+}
+
 test_cri_rejects_shell_syntax_in_references() {
   cri_setup || return 1
   local before ref cmd
