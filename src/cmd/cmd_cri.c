@@ -26,7 +26,7 @@
 #include "util/log.h"
 #include "util/util.h"
 
-static char *f_endpoint, *f_image_endpoint, *f_runtime, *f_creds, *f_auth, *f_server, *f_termlog, *f_output;
+static char *f_endpoint, *f_image_endpoint, *f_runtime, *f_api, *f_creds, *f_auth, *f_server, *f_termlog, *f_output;
 static int64_t f_timeout;
 static int f_quiet, f_help, f_h;
 
@@ -37,6 +37,8 @@ static struct flag cri_flags[] = {
 	  "image service socket, if not the runtime endpoint (crictl compatible)" },
 	{ "runtime", FLAG_STRING, &f_runtime, "",
 	  "cri or docker; empty: docker when the endpoint is a docker.sock, else cri" },
+	{ "cri-api", FLAG_STRING, &f_api, "auto",
+	  "CRI API version: auto (runtime.v1, then runtime.v1alpha2 if v1 is unimplemented), v1 or v1alpha2" },
 	{ "timeout", FLAG_DURATION, &f_timeout, "2m", "timeout of each call to the runtime (pulls can be long)" },
 	{ "creds", FLAG_STRING, &f_creds, "", "pull: registry credentials USER:PASSWORD" },
 	{ "auth", FLAG_STRING, &f_auth, "", "pull: registry credentials as base64(USER:PASSWORD)" },
@@ -354,6 +356,10 @@ int cmd_cri(int argc, char **argv)
 		cri_docker_set_timeout(r.dk, f_timeout);
 	else
 		cri_client_set_timeout(r.cri, f_timeout);
+	if (r.cri && cri_client_set_api(r.cri, f_api, &err)) {
+		fprintf(stderr, "kubefledged cri: %s\n", err.buf);
+		goto out;
+	}
 
 	const char *cur = npos > 1 ? argv[1] : "";
 	if (!strcmp(cmd, "version"))

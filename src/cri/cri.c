@@ -144,6 +144,21 @@ const char *cri_client_api(const struct cri_client *c)
 	return api_names[c->api];
 }
 
+int cri_client_set_api(struct cri_client *c, const char *api, struct strbuf *err)
+{
+	if (!api || !*api || !strcmp(api, "auto"))
+		c->api = API_UNKNOWN;
+	else if (!strcmp(api, "v1") || !strcmp(api, "runtime.v1"))
+		c->api = API_V1;
+	else if (!strcmp(api, "v1alpha2") || !strcmp(api, "runtime.v1alpha2"))
+		c->api = API_V1ALPHA2;
+	else {
+		sb_addf(err, "unknown CRI API version \"%s\": want v1, v1alpha2 or auto", api);
+		return CRI_EINVAL;
+	}
+	return 0;
+}
+
 void cri_client_set_transport(struct cri_client *c, cri_transport_fn fn, void *ctx)
 {
 	c->transport = fn ? fn : cri_grpc_curl_transport;

@@ -107,8 +107,11 @@ void cri_client_free(struct cri_client *c);
 /* Per-call timeout in milliseconds (pulls can take long); <= 0 means none. */
 void cri_client_set_timeout(struct cri_client *c, int64_t timeout_ms);
 const char *cri_client_socket(const struct cri_client *c); /* borrowed */
-/* "runtime.v1" or "runtime.v1alpha2" once a call worked, else NULL. */
+/* "runtime.v1" or "runtime.v1alpha2" once a call worked (or one was set), else NULL. */
 const char *cri_client_api(const struct cri_client *c);
+/* Pins the API version instead of probing: "v1" / "runtime.v1", "v1alpha2" / "runtime.v1alpha2", or
+ * "auto" / "" for the default (v1, then v1alpha2 on UNIMPLEMENTED). Returns 0 or CRI_EINVAL with err. */
+int cri_client_set_api(struct cri_client *c, const char *api, struct strbuf *err);
 
 int cri_version(struct cri_client *c, struct cri_version *out, struct strbuf *err);
 /* filter: an image reference to list only that one, or NULL for all. */

@@ -386,6 +386,20 @@ static void v1alpha2_fallback_is_remembered(void **state)
 	assert_int_equal(g.ncalls, 1);
 	cri_client_free(c);
 
+	/* pinned to v1alpha2: no probing */
+	struct fake p = { .runtime_name = "containerd" };
+	c = fake_client(&p);
+	assert_int_equal(cri_client_set_api(c, "v1alpha2", &err), 0);
+	assert_string_equal(cri_client_api(c), "runtime.v1alpha2");
+	assert_int_equal(cri_version(c, &v, &err), 0);
+	cri_version_clear(&v);
+	assert_int_equal(p.ncalls, 1);
+	assert_string_equal(p.calls[0], "/runtime.v1alpha2.RuntimeService/Version");
+	assert_int_equal(cri_client_set_api(c, "v2", &err), CRI_EINVAL);
+	assert_non_null(strstr(err.buf, "unknown CRI API version \"v2\""));
+	sb_reset(&err);
+	cri_client_free(c);
+
 	/* neither: the error says both were tried */
 	struct fake h = { .all_unimplemented = 1 };
 	c = fake_client(&h);

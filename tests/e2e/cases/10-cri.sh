@@ -79,6 +79,31 @@ test_cri_version_reports_containerd() {
   cri_teardown
 }
 
+# runtime.v1alpha2 (kubelet <= 1.22 era runtimes): the same operations on the old service path.
+test_cri_v1alpha2_service_works_the_same() {
+  cri_setup || return 1
+  cri_run --cri-api=v1alpha2 version
+  if [ "$CRI_RC" != 0 ] && [[ $CRI_ERR == *Unimplemented* ]]; then
+    echo "SKIP: this containerd has no runtime.v1alpha2"
+    cri_teardown
+    return 0
+  fi
+  assert_eq "$CRI_RC" 0
+  assert_contains "$CRI_OUT" "CRIService:  runtime.v1alpha2"
+  local ref repo
+  ref=$(cri_gen "cri-alpha-$CRI_ID" t1) || return 1
+  repo=${ref%:*}
+  cri_copy "${repo#"$REGISTRY"/}" t1 "${repo#"$REGISTRY"/}" t2 || return 1
+  cri_ok --cri-api=v1alpha2 pull "$repo:t1" || return 1
+  cri_ok --cri-api=v1alpha2 pull "$repo:t2" || return 1
+  cri_ok --cri-api=v1alpha2 rmi "$repo:t1" || return 1
+  assert_contains "$CRI_OUT" "untagged $repo:t1"
+  cri_ok --cri-api=v1alpha2 images -q || return 1
+  assert_contains "$CRI_OUT" "$repo:t2"
+  cri_ok --cri-api=v1alpha2 rmi "$repo:t2" || return 1
+  cri_teardown
+}
+
 test_cri_pull_images_inspect() {
   cri_setup || return 1
   local ref repo
