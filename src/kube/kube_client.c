@@ -610,6 +610,14 @@ static int perform(struct kube_client *c, const char *method, const char *path, 
 		atomic_fetch_add(&c->n_requests, 1);
 		CURLcode cc = curl_easy_perform(h);
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+		if (log_verbosity >= 6) { /* like client-go's round-trip log at -v=6; never headers */
+			long hv = 0;
+			curl_off_t us = 0;
+			curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &hv);
+			curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us);
+			LOG_INFO("%s %s %ld in %.1f ms (%s)", method, url, code, (double)us / 1000.0,
+				 hv == CURL_HTTP_VERSION_2_0 ? "HTTP/2" : hv == CURL_HTTP_VERSION_1_1 ? "HTTP/1.1" : "HTTP/?");
+		}
 		curl_easy_cleanup(h);
 		kube_headers_free(hdrs);
 		if (cc != CURLE_OK) {
