@@ -59,11 +59,20 @@ ln -s usr/lib "$root/lib"
 ln -s usr/lib64 "$root/lib64"
 
 # ---- Debian packages: owner of a file, download once into the cache, unpack once ----
+# With usrmerge a library may be registered under /lib or /usr/lib, by its soname link or its real file:
+# look all spellings up in one dpkg -S call (each call reads the whole dpkg database).
+declare -A owners=()
+spellings() { local r; r=$(readlink -f "$1"); printf '%s\n' "$1" "${1#/usr}" "/usr$1" "$r" "${r#/usr}" | grep '^/' | sort -u; }
+find_owners() { # PATH...
+  local line
+  while IFS= read -r line; do
+    owners[${line#*: }]=${line%%: *}
+  done < <(for p in "$@"; do spellings "$p"; done | xargs dpkg -S 2>/dev/null | grep -v '^diversion' | grep ': /')
+}
 owner() { # PATH -> "pkg:arch"
-  local p=$1 c
-  for c in "$p" "${p#/usr}" "/usr$p" "$(readlink -f "$p")" "$(readlink -f "$p" | sed 's|^/usr||')"; do
-    [ -n "$c" ] || continue
-    dpkg -S "$c" 2>/dev/null | grep -v '^diversion' | head -1 | sed 's/: .*//' | grep . && return 0
+  local c
+  for c in $(spellings "$1"); do
+    [ -n "${owners[$c]:-}" ] && { echo "${owners[$c]}" | cut -d, -f1; return 0; }
   done
   return 1
 }
@@ -123,6 +132,8 @@ from_package() { # host-path-of-a-library -> copies it (dereferenced) into /usr/
 
 # ---- the binary's shared libraries, as the dynamic loader resolves them here ----
 interp=
+mapfile -t ldd_paths < <(ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
+find_owners "${ldd_paths[@]}"
 while read -r line; do
   case $line in
     *"=> not found"*) die "ldd: $line";;
