@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "kube/kube_client.h"
 #include "kube/kube_internal.h"
@@ -417,6 +420,78 @@ static void transport_errors_are_code_0_and_counted(void **state)
 	sb_release(&err);
 }
 
+static char *token_sent(struct kube_client *c)
+{
+	char errbuf[CURL_ERROR_SIZE], *tok = NULL;
+	struct curl_slist *h = NULL;
+	CURL *e = kube_easy_new(c, "GET", "http://127.0.0.1:1/", NULL, &h, errbuf, &tok);
+	int has_auth = 0;
+	for (struct curl_slist *l = h; l; l = l->next)
+		has_auth |= !strncmp(l->data, "Authorization: Bearer ", 22) && tok && !strcmp(l->data + 22, tok);
+	assert_true(has_auth || !tok);
+	kube_headers_free(h);
+	curl_easy_cleanup(e);
+	return tok;
+}
+
+static void token_file_changes_are_picked_up(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/kf-test-token-XXXXXX", tmp[64];
+	int fd = mkstemp(path);
+	assert_true(write(fd, "tok-A-1\n", 8) == 8);
+	close(fd);
+	struct kube_config cfg = { .server = "https://127.0.0.1:1", .token = "from-config", .token_file = path };
+	struct strbuf err = STRBUF_INIT;
+	struct kube_client *c = kube_client_new(&cfg, NULL, &err);
+	char *t = token_sent(c);
+	assert_string_equal(t, "tok-A-1"); /* the file wins over the config's copy, trimmed */
+	free(t);
+	/* replaced by rename (a new inode): noticed before the next request */
+	snprintf(tmp, sizeof tmp, "%s.new", path);
+	FILE *f = fopen(tmp, "w");
+	fputs("tok-B-2", f);
+	fclose(f);
+	assert_int_equal(rename(tmp, path), 0);
+	t = token_sent(c);
+	assert_string_equal(t, "tok-B-2");
+	/* rewritten in place, same size, mtime put back: invisible until a 401 forces a re-read */
+	struct stat st;
+	stat(path, &st);
+	f = fopen(path, "r+");
+	fputs("tok-C-3", f);
+	fclose(f);
+	struct timespec ts[2] = { st.st_mtim, st.st_mtim };
+	utimensat(AT_FDCWD, path, ts, 0);
+	char *t2 = token_sent(c);
+	assert_string_equal(t2, "tok-B-2");
+	assert_int_equal(kube_token_refresh(c, t2), 1); /* changed: worth one retry */
+	free(t2);
+	t2 = token_sent(c);
+	assert_string_equal(t2, "tok-C-3");
+	assert_int_equal(kube_token_refresh(c, t2), 0); /* unchanged: a 401 is final */
+	free(t2);
+	free(t);
+	/* an empty or missing file keeps the last good token (rotation in progress) */
+	f = fopen(path, "w");
+	fclose(f);
+	t = token_sent(c);
+	assert_string_equal(t, "tok-C-3");
+	free(t);
+	unlink(path);
+	t = token_sent(c);
+	assert_string_equal(t, "tok-C-3");
+	free(t);
+	kube_client_free(c);
+	/* no token at all: no Authorization header */
+	struct kube_config none = { .server = "https://127.0.0.1:1" };
+	c = kube_client_new(&none, NULL, &err);
+	assert_null(token_sent(c));
+	assert_int_equal(kube_token_refresh(c, NULL), 0);
+	kube_client_free(c);
+	sb_release(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +505,7 @@ int main(void)
 		cmocka_unit_test(token_bucket_math),
 		cmocka_unit_test(tls_server_name_rewrites_url_and_connects_to_real_host),
 		cmocka_unit_test(transport_errors_are_code_0_and_counted),
+		cmocka_unit_test(token_file_changes_are_picked_up),
 	};
 	return cmocka_run_group_tests_name("kube_client", tests, NULL, NULL);
 }
