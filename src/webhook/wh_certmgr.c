@@ -215,6 +215,7 @@ struct wh_certmgr {
 	pthread_cond_t cv;
 	int dirty, stop, ready;
 	long last_vwc_code;  /* to log a missing VWC once, not every pass */
+	int64_t next_check_ms; /* from the last pass: when a certificate of the Secret falls due */
 	char *served_crt;    /* tls.crt installed into o.tls */
 	struct wh_certmgr_stats stats;
 };
@@ -239,12 +240,32 @@ static void on_update(void *ud, json_t *old_obj, json_t *new_obj)
 	mark_dirty(ud);
 }
 
+/* Milliseconds until the certificate in pem falls due (a third of its life left) or, once due but not
+ * renewed yet (waiting for a new CA to settle), until a minute from now or its expiry, whichever is first. */
+static int64_t ms_until_due(const char *pem)
+{
+	struct wh_cert_info ci;
+	struct strbuf ignored = STRBUF_INIT;
+	int ok = wh_cert_info(pem, &ci, &ignored) == 0;
+	sb_release(&ignored);
+	if (!ok)
+		return 60000;
+	time_t now = time(NULL), due = ci.not_after - (ci.not_after - ci.not_before) / 3;
+	if (now < due)
+		return (int64_t)(due - now) * 1000 + 1000;
+	if (now < ci.not_after && ci.not_after - now < 60)
+		return (int64_t)(ci.not_after - now) * 1000 + 1000;
+	return 60000;
+}
+
 static int reconcile_once(struct wh_certmgr *m, struct strbuf *err)
 {
 	struct wh_pki pki;
 	if (wh_certmgr_ensure_secret(&m->o, &pki, err) < 0)
 		return -1;
 	int rc = -1;
+	int64_t a = ms_until_due(pki.ca_crt), b = ms_until_due(pki.tls_crt);
+	m->next_check_ms = a < b ? a : b;
 	if (m->o.tls && (!m->served_crt || strcmp(m->served_crt, pki.tls_crt))) {
 		struct strbuf e = STRBUF_INIT;
 		if (wh_tls_set(m->o.tls, pki.tls_crt, pki.tls_key, &e) < 0) {
@@ -328,7 +349,7 @@ static void *worker(void *arg)
 			due = kf_now_ms() + backoff;
 		} else {
 			backoff = 0;
-			due = kf_now_ms() + resync;
+			due = kf_now_ms() + (m->next_check_ms > 0 && m->next_check_ms < resync ? m->next_check_ms : resync);
 			if (!m->ready) {
 				m->ready = 1;
 				pthread_cond_broadcast(&m->cv);

@@ -130,7 +130,9 @@ static X509 *new_cert(EVP_PKEY *key, const char *cn, time_t now, int64_t validit
 		goto fail;
 	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)ORG, -1, -1, 0))
 		goto fail;
-	if (!X509_time_adj_ex(X509_getm_notBefore(x), 0, -WH_CERT_BACKDATE_S, &now) ||
+	/* backdated for clock skew, by at most a tenth of the lifetime (short test validities stay usable) */
+	long back = validity_s / 10 < WH_CERT_BACKDATE_S ? (long)(validity_s / 10) : WH_CERT_BACKDATE_S;
+	if (!X509_time_adj_ex(X509_getm_notBefore(x), 0, -back, &now) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), (int)(validity_s / 86400), (long)(validity_s % 86400), &now) ||
 	    !X509_set_pubkey(x, key))
 		goto fail;

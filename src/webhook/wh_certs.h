@@ -8,7 +8,8 @@
  *   serving: CN=<svc>.<ns>.svc, O=kubefledged.io; DNS <svc>, <svc>.<ns>, <svc>.<ns>.svc,
  *            <svc>.<ns>.svc.cluster.local; CA:FALSE; digitalSignature; EKU serverAuth; default 1 year,
  *            never past the CA's own end.
- * Both start 1 hour in the past (clock skew between nodes), serials are 128 random bits.
+ * Both start in the past by an hour (clock skew between nodes; a tenth of the lifetime if that is shorter),
+ * serials are 128 random bits.
  * A certificate is "due" when less than a third of its lifetime is left.
  *
  * All PEM strings returned are malloc'd and owned by the caller (free()), as are the fields of

@@ -133,8 +133,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		atomic_fetch_add(&s->inflight, 1);
 		atomic_fetch_add(&s->requests, 1);
 		if (r->route == R_VALIDATE && !strcmp(method, "POST")) {
+			/* An announced body over the limit is read and discarded, then answered 413: a reply
+			 * sent while the client is still sending is often lost to a broken pipe. Only an absurd
+			 * announcement (beyond 4x the limit) is answered at once and the connection closed. */
 			const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-			if (cl && strtoull(cl, NULL, 10) > s->o.max_body) {
+			unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+			if (n > s->o.max_body)
+				r->too_big = 1;
+			if (n / 4 > s->o.max_body) {
 				r->answered = 1;
 				return too_big(s, c, r);
 			}
