@@ -1,0 +1,116 @@
+# Helpers for end-to-end test cases (tests/e2e/cases/*.sh), sourced by tests/e2e/run.sh into every test.
+#
+# A case file defines functions named test_*. Each runs in its own bash process with `set -euo pipefail`,
+# .cluster/env sourced (KUBECONFIG, REGISTRY, NODE1_NAME, ... see docs/testbed.md), a fresh namespace
+# $E2E_NS (created before, deleted after, even on failure) and its output going to $E2E_LOG
+# (build/e2e-logs/<case>.<test>.log). A test passes by returning, fails on any failing command.
+#
+#   fail MSG                        fail the test now
+#   skip MSG                        end the test as skipped (exit 77)
+#   log MSG                         timestamped line in the test log
+#   assert_eq EXPECTED ACTUAL [MSG]
+#   assert_contains HAYSTACK NEEDLE [MSG]
+#   assert_not_contains HAYSTACK NEEDLE [MSG]
+#   wait_until TIMEOUT_S CMD...     run CMD every 0.5 s until it succeeds; returns 1 (fails the test)
+#                                   after TIMEOUT_S seconds. CMD's output is discarded.
+#   defer CMD...                    run CMD when the test ends, pass or fail (last registered runs first)
+#   kns ARGS...                     kubectl -n "$E2E_NS" ARGS...
+#   kapply                          kubectl apply -n "$E2E_NS" -f - (manifest on stdin)
+#   unique NAME                     NAME-<6 random lowercase chars>, for fresh image names and objects
+#   gen_images PREFIX COUNT [TAG]   push COUNT fresh images $REGISTRY/PREFIX-001:TAG ... (testbed/images.sh gen);
+#                                   prints the references, one per line
+#   node_sock NODE                  the containerd socket of NODE (a name like rk8s-node2, or an index)
+#   node_images NODE                image references in NODE's containerd (namespace k8s.io), sorted
+#   node_has_image NODE IMAGE       true if IMAGE (full reference, e.g. $REGISTRY/busybox:1) is on NODE
+#   node_rmi NODE IMAGE             remove IMAGE from NODE the way crictl rmi does: every reference to the
+#                                   same image (tags, @sha256 digests, the config id) goes
+#   job_complete JOB                true if Job JOB in $E2E_NS has condition Complete=True
+#   pod_waiting_reasons SELECTOR    the containers' waiting reasons of pods matching SELECTOR, one per line
+# shellcheck shell=bash
+
+E2E_ROOT=${E2E_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+log() { printf '[%s] %s\n' "$(date +%T.%3N)" "$*"; }
+
+assert_eq() {
+  [ "$1" == "$2" ] || fail "${3:-values differ}: expected '$1', got '$2'"
+}
+assert_contains() {
+  case "$1" in *"$2"*) ;; *) fail "${3:-missing text}: '$2' not in: $1" ;; esac
+}
+assert_not_contains() {
+  case "$1" in *"$2"*) fail "${3:-unexpected text}: '$2' found in: $1" ;; *) ;; esac
+}
+
+wait_until() {
+  local timeout=$1; shift
+  local end=$(( SECONDS + timeout ))
+  while true; do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    if [ "$SECONDS" -ge "$end" ]; then
+      echo "wait_until: timed out after ${timeout}s: $*" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+_E2E_DEFERRED=()
+defer() {
+  local q
+  printf -v q '%q ' "$@"
+  _E2E_DEFERRED+=("$q")
+}
+_e2e_run_deferred() {
+  local i
+  for (( i = ${#_E2E_DEFERRED[@]} - 1; i >= 0; i-- )); do
+    eval "${_E2E_DEFERRED[$i]}" || echo "defer: '${_E2E_DEFERRED[$i]}' failed" >&2
+  done
+}
+
+kns() { kubectl -n "$E2E_NS" "$@"; }
+kapply() { kubectl apply -n "$E2E_NS" -f -; }
+unique() { echo "$1-$(tr -dc a-z0-9 < /dev/urandom | head -c6)"; }
+gen_images() { "$E2E_ROOT/testbed/images.sh" gen "$@" 2>/dev/null; }
+
+node_sock() {
+  local node=$1 i v
+  if [[ $node =~ ^[0-9]+$ ]]; then v=NODE${node}_CRI_SOCKET; echo "${!v:?no node $node}"; return; fi
+  for (( i = 1; i <= KF_NODE_COUNT; i++ )); do
+    v=NODE${i}_NAME
+    if [ "${!v}" = "$node" ]; then v=NODE${i}_CRI_SOCKET; echo "${!v}"; return; fi
+  done
+  fail "node_sock: no node named $node"
+}
+
+# ctr's output is captured before grep sees it: `ctr | grep -q` under pipefail fails at random when grep
+# exits early and ctr dies of SIGPIPE.
+node_images() {
+  local out
+  out=$(ctr -a "$(node_sock "$1")" -n k8s.io images ls -q)
+  sort <<< "$out"
+}
+node_has_image() {
+  local out
+  out=$(node_images "$1")
+  grep -qxF -- "$2" <<< "$out"
+}
+node_rmi() {
+  local sock out digest refs
+  sock=$(node_sock "$1")
+  out=$(ctr -a "$sock" -n k8s.io images ls)
+  digest=$(awk -v r="$2" '$1 == r {print $3}' <<< "$out")
+  [ -n "$digest" ] || return 0
+  refs=$(awk -v d="$digest" 'NR > 1 && $3 == d {print $1}' <<< "$out")
+  # shellcheck disable=SC2086
+  ctr -a "$sock" -n k8s.io images rm $refs >/dev/null
+}
+
+job_complete() {
+  [ "$(kns get job "$1" -o jsonpath='{.status.conditions[?(@.type=="Complete")].status}')" = True ]
+}
+pod_waiting_reasons() {
+  kns get pods -l "$1" -o jsonpath='{range .items[*]}{range .status.containerStatuses[*]}{.state.waiting.reason}{"\n"}{end}{end}'
+}
