@@ -50,6 +50,7 @@ struct kube_informer {
 	volatile int stop;
 	pthread_t th;
 	unsigned seed;
+	uint64_t events; /* watch events received (informer thread only) */
 };
 
 /* ---- keys and the store (pure) ------------------------------------------------------------------ */
@@ -338,6 +339,7 @@ static int on_event(void *ud, const char *type, json_t *obj)
 	struct kube_informer *inf = ud;
 	struct kube_deltas d = KUBE_DELTAS_INIT;
 	const char *rv = kf_jstr(obj, "metadata", "resourceVersion", NULL);
+	inf->events++;
 	if (!strcmp(type, "BOOKMARK")) {
 		set_rv(inf, rv);
 		return inf->stop;
@@ -422,9 +424,9 @@ static void *informer_main(void *arg)
 
 		long timeout_s = 300 + (long)(rand_r(&inf->seed) % 301);
 		if (next_resync) {
-			int64_t left = next_resync - kf_now_ms();
-			if (left / 1000 < timeout_s)
-				timeout_s = left > 1000 ? (long)(left / 1000) : 1;
+			int64_t left = next_resync - kf_now_ms(); /* end the watch at (not before) the resync */
+			if ((left + 999) / 1000 < timeout_s)
+				timeout_s = left > 0 ? (long)((left + 999) / 1000) : 1;
 		}
 		char rv[128];
 		kube_informer_resource_version(inf, rv, sizeof rv);
@@ -434,11 +436,20 @@ static void *informer_main(void *arg)
 		sb_add_urlencoded(&p, rv);
 		sb_addf(&p, "&timeoutSeconds=%ld", timeout_s);
 		add_selectors(inf, &p);
+		uint64_t ev0 = inf->events;
+		int64_t t0 = kf_now_ms();
 		int rc = kube_watch(inf->c, p.buf, on_event, inf, &inf->stop, (timeout_s + 60) * 1000, &err);
 		sb_release(&p);
 		if (inf->stop)
 			break;
-		if (rc == 0) {
+		if (rc == 0 && inf->events == ev0 && kf_now_ms() - t0 < 1000 && timeout_s > 1) {
+			/* ended at once with nothing (a proxy cutting streams?): do not spin */
+			int64_t b = backoff_ms(inf, &failures);
+			LOG_WARN("watch %s: the server closed the stream at once (retrying in %lld ms)", inf->res.plural,
+				 (long long)b);
+			if (inf_sleep(inf, b))
+				break;
+		} else if (rc == 0) {
 			failures = 0;
 		} else if (kube_err_is_gone(&err)) {
 			LOG_V(1, "watch %s: %s; relisting", inf->res.plural, err.msg);

@@ -441,6 +441,59 @@ static void test_informer(void)
 	free(coll);
 }
 
+/* Resync cuts the watch short (timeoutSeconds = time to the next resync): so this also shows a watch that
+ * the server ends being resumed from the last resourceVersion, without a relist. */
+struct resync_seen {
+	atomic_int same, changed, added;
+};
+static void r_add(void *ud, json_t *o)
+{
+	(void)o;
+	atomic_fetch_add(&((struct resync_seen *)ud)->added, 1);
+}
+static void r_update(void *ud, json_t *a, json_t *b)
+{
+	struct resync_seen *s = ud;
+	atomic_fetch_add(a == b ? &s->same : &s->changed, 1);
+}
+
+static void test_informer_resync_and_rewatch(void)
+{
+	struct kube_err e;
+	struct resync_seen s = { 0, 0, 0 };
+	char *coll = path_cm(NULL), *p = path_cm("kf-it-resync");
+	json_t *cm = json_pack("{s:{s:s, s:{s:s}}, s:{s:s}}", "metadata", "name", "kf-it-resync", "labels", "kf-it",
+			       "resync", "data", "k", "1");
+	json_decref(kube_create(kc, coll, cm, &e));
+	struct kube_informer_opts o = { .res = &KUBE_CONFIGMAPS, .ns = ns, .label_selector = "kf-it=resync",
+					.resync_ms = 1500 };
+	struct kube_informer_handlers h = { r_add, r_update, NULL, &s };
+	struct kube_client_stats s0, s1;
+	kube_client_stats(kc, &s0);
+	struct kube_informer *inf = kube_informer_new(kc, &o, &h);
+	kube_informer_start(inf);
+	kube_informer_wait_synced(inf, 10000);
+	kf_sleep_ms(5000);
+	json_t *mp = json_pack("{s:{s:s}}", "data", "k", "2");
+	json_decref(kube_patch(kc, p, mp, NULL, &e));
+	int64_t t0 = kf_now_ms();
+	while (atomic_load(&s.changed) < 1 && kf_now_ms() - t0 < 5000)
+		kf_sleep_ms(10);
+	kube_client_stats(kc, &s1);
+	kube_informer_free(inf);
+	uint64_t watches = s1.watches - s0.watches, others = (s1.requests - s0.requests) - watches;
+	CHECK(atomic_load(&s.added) == 1 && atomic_load(&s.same) >= 2 && atomic_load(&s.changed) == 1 && watches >= 2 &&
+		      others == 2,
+	      "resync every 1.5 s: %d resync updates in 5 s, the watch ended and resumed %llu times without relisting "
+	      "(only 1 list + 1 patch), then the change was seen",
+	      atomic_load(&s.same), (unsigned long long)watches);
+	kube_delete(kc, p, NULL, &e);
+	json_decref(cm);
+	json_decref(mp);
+	free(p);
+	free(coll);
+}
+
 /* ---- 410 and relist --------------------------------------------------------------------------------- */
 
 static int count_cb(void *ud, const char *type, json_t *obj)
@@ -790,7 +843,7 @@ int main(int argc, char **argv)
 	}
 	int64_t t0 = kf_now_ms();
 	static void (*const tests[])(void) = { test_version_and_latency, test_configmap_crud, test_crd_status_subresource,
-					       test_informer, test_watch_410_and_relist, test_leader_election, test_events,
+					       test_informer, test_informer_resync_and_rewatch, test_watch_410_and_relist, test_leader_election, test_events,
 					       test_token_file_rotation };
 	for (size_t i = 0; i < ARRAY_SIZE(tests); i++) {
 		struct kube_client_stats s0, s1;
