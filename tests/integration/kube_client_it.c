@@ -52,6 +52,7 @@ static int failures, checks;
 
 static struct kube_client *kc;
 static const char *ns;
+static const struct kube_config *main_cfg;
 
 static char *path_cm(const char *name)
 {
@@ -559,6 +560,78 @@ static void test_watch_410_and_relist(void)
 	free(coll);
 }
 
+/* The informer's own 410 path. Needs an API server whose watches go to etcd (--watch-cache=false) and
+ * access to that etcd (KF_IT_ETCD_ENDPOINT): compacting etcd past the informer's resourceVersion makes
+ * its next watch fail with 410, and it must relist and carry on. (local-apiserver.sh can provide both;
+ * the shared test bed cannot, so there the raw 410 sequence above is what runs.) */
+static void test_informer_relist_after_compaction(void)
+{
+	const char *ep = getenv("KF_IT_ETCD_ENDPOINT");
+	if (!ep || !*ep) {
+		printf("# informer relist after 410: skipped (needs KF_IT_ETCD_ENDPOINT and an API server with "
+		       "--watch-cache=false)\n");
+		return;
+	}
+	struct kube_err e;
+	struct strbuf err = STRBUF_INIT;
+	struct kube_client *ic = kube_client_new(main_cfg, NULL, &err); /* own stats */
+	struct resync_seen s = { 0, 0, 0 };
+	char *coll = path_cm(NULL);
+	json_t *a = json_pack("{s:{s:s, s:{s:s}}}", "metadata", "name", "kf-it-gone-a", "labels", "kf-it", "gone");
+	json_t *b = json_pack("{s:{s:s, s:{s:s}}}", "metadata", "name", "kf-it-gone-b", "labels", "kf-it", "gone");
+	json_t *noise = json_pack("{s:{s:s}}", "metadata", "name", "kf-it-noise");
+	json_decref(kube_create(kc, coll, a, &e));
+	struct kube_informer_opts o = { .res = &KUBE_CONFIGMAPS, .ns = ns, .label_selector = "kf-it=gone", .resync_ms = 1500 };
+	struct kube_informer_handlers h = { r_add, r_update, NULL, &s };
+	struct kube_informer *inf = kube_informer_new(ic, &o, &h);
+	kube_informer_start(inf);
+	kube_informer_wait_synced(inf, 10000);
+	char rv0[64];
+	kube_informer_resource_version(inf, rv0, sizeof rv0);
+	/* two writes invisible to the informer move etcd on; compacting at the second one's revision removes
+	 * the revision right after the informer's (a watch from RV r starts at r + 1) */
+	json_decref(kube_create(kc, coll, noise, &e));
+	json_t *mp = json_pack("{s:{s:s}}", "data", "k", "v");
+	char *pn = path_cm("kf-it-noise");
+	json_t *n = kube_patch(kc, pn, mp, NULL, &e);
+	free(pn);
+	json_decref(mp);
+	const char *rev = kf_jstr(n, "metadata", "resourceVersion", NULL);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "etcdctl --endpoints=%s compact %s >/dev/null", ep, rev ? rev : "0");
+	int crc = system(cmd);
+	struct kube_client_stats st;
+	int64_t t0 = kf_now_ms();
+	do {
+		kf_sleep_ms(50);
+		kube_client_stats(ic, &st);
+	} while (st.requests - st.watches < 2 && kf_now_ms() - t0 < 10000);
+	int64_t relist_ms = kf_now_ms() - t0;
+	char rv1[64];
+	kube_informer_resource_version(inf, rv1, sizeof rv1);
+	json_decref(kube_create(kc, coll, b, &e));
+	t0 = kf_now_ms();
+	while (atomic_load(&s.added) < 2 && kf_now_ms() - t0 < 5000)
+		kf_sleep_ms(10);
+	CHECK(crc == 0 && st.requests - st.watches == 2 && atomic_load(&s.added) == 2 && kube_informer_len(inf) == 2,
+	      "informer: etcd compacted at %s past its resourceVersion %s; its next watch got 410, it relisted %lld ms "
+	      "later (now at %s) and saw the next add", rev, rv0, (long long)relist_ms, rv1);
+	kube_informer_free(inf);
+	kube_client_free(ic);
+	const char *names[] = { "kf-it-gone-a", "kf-it-gone-b", "kf-it-noise" };
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		char *p = path_cm(names[i]);
+		kube_delete(kc, p, NULL, &e);
+		free(p);
+	}
+	json_decref(n);
+	json_decref(a);
+	json_decref(b);
+	json_decref(noise);
+	free(coll);
+	sb_release(&err);
+}
+
 /* ---- leader election ----------------------------------------------------------------------------------- */
 
 struct contender {
@@ -701,7 +774,6 @@ out:
 
 /* ---- bearer token files: rotation and the 401 retry ------------------------------------------------ */
 
-static const struct kube_config *main_cfg;
 
 static char *request_token(const char *sa)
 {
@@ -843,7 +915,8 @@ int main(int argc, char **argv)
 	}
 	int64_t t0 = kf_now_ms();
 	static void (*const tests[])(void) = { test_version_and_latency, test_configmap_crud, test_crd_status_subresource,
-					       test_informer, test_informer_resync_and_rewatch, test_watch_410_and_relist, test_leader_election, test_events,
+					       test_informer, test_informer_resync_and_rewatch, test_watch_410_and_relist,
+					       test_informer_relist_after_compaction, test_leader_election, test_events,
 					       test_token_file_rotation };
 	for (size_t i = 0; i < ARRAY_SIZE(tests); i++) {
 		struct kube_client_stats s0, s1;

@@ -5,6 +5,10 @@
 #   local-apiserver.sh up DIR [BINDIR]   # PKI, etcd, kube-apiserver; waits for /readyz; writes DIR/env
 #   local-apiserver.sh down DIR          # stops the two processes by their pid files (and nothing else)
 #
+# KF_APISERVER_ARGS adds kube-apiserver flags, e.g. "--watch-cache=false": watches then go straight to
+# etcd, so compacting etcd (ETCD_ENDPOINT in DIR/env, `etcdctl compact REV`) makes a resumed watch get
+# 410 Gone; kube_client_it uses that for its informer relist check when KF_IT_ETCD_ENDPOINT is set.
+#
 # DIR/env exports KUBECONFIG (admin client cert, O=system:masters), KUBECONFIG_TOKEN (bearer token of a
 # static token user in system:masters) and APISERVER. BINDIR defaults to the newest
 # ~/.cache/kube-fledged-c/k8s/*/bin (testbed/build-k8s.sh). Flags follow /work/shared/testbed/realk8s.md §2.
@@ -79,7 +83,7 @@ setsid "$bin/kube-apiserver" --etcd-servers="http://127.0.0.1:$etcd_port" \
 	--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 	--service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
 	--service-cluster-ip-range=10.96.0.0/16 --authorization-mode=RBAC \
-	--event-ttl=1h --v=1 >"$dir/apiserver.log" 2>&1 </dev/null &
+	--event-ttl=1h --v=1 ${KF_APISERVER_ARGS:-} >"$dir/apiserver.log" 2>&1 </dev/null &
 echo $! >"$dir/apiserver.pid"
 
 b64() { base64 -w0 <"$1"; }
@@ -117,8 +121,8 @@ contexts:
 - name: kf-it-token
   context: {cluster: kf-it, user: kf-it-token}
 EOC
-printf 'export KUBECONFIG=%s\nexport KUBECONFIG_TOKEN=%s\nexport APISERVER=%s\n' \
-	"$dir/admin.conf" "$dir/token.conf" "$server" >"$dir/env"
+printf 'export KUBECONFIG=%s\nexport KUBECONFIG_TOKEN=%s\nexport APISERVER=%s\nexport ETCD_ENDPOINT=%s\n' \
+	"$dir/admin.conf" "$dir/token.conf" "$server" "http://127.0.0.1:$etcd_port" >"$dir/env"
 
 for i in $(seq 600); do
 	if curl -sf --cacert "$P/ca.crt" --cert "$P/admin.crt" --key "$P/admin.key" "$server/readyz" >/dev/null; then
