@@ -217,9 +217,7 @@ test_cri_pull_with_credentials() {
 
 test_cri_rejects_shell_syntax_in_references() {
   cri_setup || return 1
-  local before ref cmd
-  cri_ok images -q || return 1
-  before=$(sort <<<"$CRI_OUT") # containerd lists in no fixed order
+  local ref cmd
   for ref in "\$(touch $CRI_TMP/pwned1)" "a;b" "a;touch $CRI_TMP/pwned2" "\`touch $CRI_TMP/pwned3\`" \
              "busybox|touch $CRI_TMP/pwned4" "busybox && touch $CRI_TMP/pwned5" "$(printf 'busybox\ntouch x')"; do
     for cmd in rmi pull inspect; do
@@ -231,8 +229,10 @@ test_cri_rejects_shell_syntax_in_references() {
   # the termination log names the bad value (escaped), so a failed delete Job says why
   assert_contains "$(cat "$CRI_TLOG")" "invalid image reference \"busybox\\ntouch x\""
   assert_eq "$(ls "$CRI_TMP" | grep -c pwned)" 0
+  # nothing reached the runtime (other cases may pull meanwhile, so look for our names only)
   cri_ok images -q || return 1
-  assert_eq "$(sort <<<"$CRI_OUT")" "$before"
+  cri_refute_contains "$CRI_OUT" "pwned" || return 1
+  cri_refute_contains "$CRI_OUT" "touch" || return 1
   cri_teardown
 }
 
