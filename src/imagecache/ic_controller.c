@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ic_controller_int.h"
+#include "ic_imageref.h"
 #include "ic_jobs.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -41,6 +42,58 @@ static void state_free(void *p)
 void ic_state_del(struct ic_controller *ctl, const char *key)
 {
 	state_free(map_del(&ctl->states, key));
+}
+
+/* ---- what we did lately ---- */
+
+void ic_recent_note(struct ic_controller *ctl, const char *node, const char *image, int present)
+{
+	struct ic_imageref r;
+	struct strbuf key = STRBUF_INIT, err = STRBUF_INIT;
+	sb_addf(&key, "%s\n", node);
+	if (ic_imageref_parse(image, &r, &err) == 0)
+		ic_imageref_canonical(&r, &key);
+	else
+		sb_adds(&key, image);
+	int64_t now = kf_now_ms();
+	pthread_mutex_lock(&ctl->mu);
+	struct ic_recent *e = map_get(&ctl->recent, key.buf);
+	if (!e) {
+		/* drop expired entries now and then, so the table stays as small as the recent past */
+		if (ctl->recent.len >= 1024 && (ctl->recent.len & 255) == 0) {
+			size_t it = 0;
+			const char *k;
+			void *v;
+			struct strbuf old = STRBUF_INIT;
+			while (map_next(&ctl->recent, &it, &k, &v))
+				if (now - ((struct ic_recent *)v)->ms > IC_RECENT_MS)
+					sb_add(&old, k, strlen(k) + 1);
+			for (size_t off = 0; off < old.len; off += strlen(old.buf + off) + 1)
+				free(map_del(&ctl->recent, old.buf + off));
+			sb_release(&old);
+		}
+		e = xcalloc(1, sizeof *e);
+		map_put(&ctl->recent, key.buf, e);
+	}
+	e->ms = now;
+	e->present = present;
+	pthread_mutex_unlock(&ctl->mu);
+	sb_release(&key);
+	sb_release(&err);
+}
+
+int ic_recent_lookup(void *ud, const char *node, const char *canonical_image)
+{
+	struct ic_controller *ctl = ud;
+	char *key = xasprintf("%s\n%s", node, canonical_image);
+	int r = -1;
+	pthread_mutex_lock(&ctl->mu);
+	struct ic_recent *e = map_get(&ctl->recent, key);
+	if (e && kf_now_ms() - e->ms <= IC_RECENT_MS)
+		r = e->present;
+	pthread_mutex_unlock(&ctl->mu);
+	free(key);
+	return r;
 }
 
 /* ---- helpers ---- */
@@ -442,6 +495,7 @@ void ic_controller_free(struct ic_controller *ctl)
 	map_free(&ctl->states, state_free);
 	map_free(&ctl->pod_by_job, decref_value);
 	map_free(&ctl->node_labels, decref_value);
+	map_free(&ctl->recent, free);
 	kube_informer_free(ctl->caches);
 	kube_informer_free(ctl->nodes);
 	kube_informer_free(ctl->jobs);

@@ -54,11 +54,21 @@ struct ic_controller {
 	struct map states;        /* cache key -> struct ic_cache_state * */
 	struct map pod_by_job;    /* "ns/job-name" -> json_t * (newest pod of the Job; a reference) */
 	struct map node_labels;   /* node name -> json_t * labels (a reference) */
+	struct map recent;        /* "node\ncanonical image" -> struct ic_recent *: what we did lately */
 	int nodes_synced;
 	atomic_int active_jobs;   /* running Jobs of all operations, for --jobs-max-surge */
 	int no_status_subresource; /* the CRD has no status subresource (upstream's CRD): write the main resource */
 	_Atomic uint64_t n_syncs, n_ops, n_jobs_created, n_jobs_deleted, n_status_writes;
 };
+
+/* What the controller last did to an image on a node, trusted over the node's lagging status.images. */
+#define IC_RECENT_MS 45000
+struct ic_recent {
+	int64_t ms;
+	int present;
+};
+void ic_recent_note(struct ic_controller *ctl, const char *node, const char *image, int present);
+int ic_recent_lookup(void *ctl, const char *node, const char *canonical_image);
 
 /* ic_sync.c */
 int ic_sync(struct ic_controller *ctl, const char *key, int64_t *requeue_ms);

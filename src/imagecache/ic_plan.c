@@ -90,7 +90,16 @@ static void add_task(struct plan *p, const struct ic_plan_input *in, json_t *nod
 	t->action = action;
 	t->state = IC_TASK_PENDING;
 	if (action == IC_ACTION_PULL) {
-		if (!ic_pull_needed(in->pull_policy, image, node))
+		int needed = ic_pull_needed(in->pull_policy, image, node);
+		if (in->recent && !strcmp(in->pull_policy, "IfNotPresent") && !is_floating(image)) {
+			struct strbuf c = STRBUF_INIT;
+			canonical(image, &c);
+			int known = in->recent(in->recent_ud, name, c.buf);
+			sb_release(&c);
+			if (known >= 0)
+				needed = !known;
+		}
+		if (!needed)
 			t->state = IC_TASK_PRESENT;
 	} else {
 		const char *rt;

@@ -29,6 +29,11 @@ struct ic_plan_input {
 	size_t n_only;
 	const char *pull_policy;        /* --image-pull-policy */
 	const char *cri_socket;         /* --cri-socket-path, "" = detect */
+	/* Optional: what the controller itself last did to (node, canonical image) recently: 1 pulled, 0 deleted,
+	 * -1 nothing known. The kubelet's status.images lags a pull or a removal by up to ~30 s, so a refresh
+	 * right after a purge would otherwise see deleted images as present. */
+	int (*recent)(void *ud, const char *node, const char *canonical_image);
+	void *recent_ud;
 };
 
 /* Returns a malloc'd array of *n tasks (free with ic_tasks_free); NULL with *n = 0 when there is nothing. */

@@ -452,7 +452,7 @@ static int start_op(struct ic_controller *ctl, struct ic_cache_state *st, json_t
 	op->annotation = annotation;
 	json_t *nodes = kube_informer_list(ctl->nodes);
 	struct ic_plan_input in = { type, spec, have_applied ? &applied : NULL, nodes, only, n_only,
-				    ctl->o.job.image_pull_policy, ctl->o.cri_socket };
+				    ctl->o.job.image_pull_policy, ctl->o.cri_socket, ic_recent_lookup, ctl };
 	op->tasks = ic_plan(&in, &op->n);
 	json_decref(nodes);
 	if (have_applied)
@@ -520,6 +520,8 @@ static void finish_task(struct ic_controller *ctl, struct ic_task *t, const char
 	if (t->job_name && !ctl->o.retain_jobs)
 		t->cleanup = delete_job(ctl, ns, t->job_name) < 0;
 	const char *what = t->action == IC_ACTION_PULL ? "pull" : "delete";
+	if (t->state == IC_TASK_SUCCEEDED)
+		ic_recent_note(ctl, t->node, t->image, t->action == IC_ACTION_PULL);
 	if (t->state == IC_TASK_SUCCEEDED)
 		LOG_INFO("Job %s/%s succeeded (%s:- %s --> %s)", ns, t->job_name, what, t->image, t->hostname);
 	else

@@ -337,6 +337,44 @@ static void plan_only_new_nodes(void **state)
 	json_decref(nodes);
 }
 
+/* what the controller did itself in the last seconds beats the node's lagging status.images */
+static int fake_recent(void *ud, const char *node, const char *image)
+{
+	(void)ud;
+	if (!strcmp(node, "rk8s-node1") && !strcmp(image, "127.0.0.1:5001/kftest/app1:1"))
+		return 0; /* just purged, though the node still lists it */
+	if (!strcmp(node, "rk8s-node1") && !strcmp(image, "127.0.0.1:5001/kftest/app2:1"))
+		return 1; /* just pulled, not listed yet */
+	return -1;
+}
+
+static void plan_trusts_own_recent_actions(void **state)
+{
+	(void)state;
+	json_t *nodes = load("nodes.json");
+	struct ic_spec spec;
+	spec_from(SEED, &spec);
+	const char *only[] = { "rk8s-node1" };
+	struct ic_plan_input in = { IC_OP_REFRESH, &spec, NULL, nodes, only, 1, "IfNotPresent", "", fake_recent, NULL };
+	size_t n;
+	struct ic_task *t = ic_plan(&in, &n);
+	char *got = describe(t, n);
+	assert_string_equal(got, "rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+				 "rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull present\n");
+	free(got);
+	ic_tasks_free(t, n);
+	/* policy Always ignores it */
+	in.pull_policy = "Always";
+	t = ic_plan(&in, &n);
+	got = describe(t, n);
+	assert_string_equal(got, "rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+				 "rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull pending\n");
+	free(got);
+	ic_tasks_free(t, n);
+	ic_spec_free(&spec);
+	json_decref(nodes);
+}
+
 static struct ic_task task(const char *node, const char *image, enum ic_action a, enum ic_task_state s,
 			   const char *reason, const char *msg)
 {
@@ -491,6 +529,7 @@ int main(void)
 		cmocka_unit_test(plan_create_refresh_purge),
 		cmocka_unit_test(plan_update_diffs_against_applied_spec),
 		cmocka_unit_test(plan_only_new_nodes),
+		cmocka_unit_test(plan_trusts_own_recent_actions),
 		cmocka_unit_test(status_aggregation),
 		cmocka_unit_test(conditions_and_applied_spec),
 		cmocka_unit_test(spec_shape_errors_name_the_field),
