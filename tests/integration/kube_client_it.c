@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kube/kube_client.h"
@@ -725,6 +726,88 @@ static void test_leader_election(void)
 	sb_release(&p);
 }
 
+/* Clock skew: another replica's clock is an hour ahead or behind. Expiry must follow what *we* observe
+ * (no change for leaseDurationSeconds), never a comparison of its renewTime with our clock. */
+static void put_ghost_lease(const char *name, const char *renew, int create)
+{
+	struct kube_err e;
+	struct strbuf p = STRBUF_INIT;
+	json_t *spec = json_pack("{s:s, s:i, s:s, s:s, s:i}", "holderIdentity", "ghost", "leaseDurationSeconds", 2,
+				 "acquireTime", renew, "renewTime", renew, "leaseTransitions", 0);
+	if (create) {
+		kube_path(&p, &KUBE_LEASES, ns, NULL, NULL);
+		json_t *l = json_pack("{s:s, s:s, s:{s:s}, s:o}", "apiVersion", "coordination.k8s.io/v1", "kind", "Lease",
+				      "metadata", "name", name, "spec", spec);
+		json_decref(kube_create(kc, p.buf, l, &e));
+		json_decref(l);
+	} else {
+		kube_path(&p, &KUBE_LEASES, ns, name, NULL);
+		json_t *patch = json_pack("{s:o}", "spec", spec);
+		json_decref(kube_patch(kc, p.buf, patch, "application/merge-patch+json", &e));
+		json_decref(patch);
+	}
+	sb_release(&p);
+}
+
+static void skew_time(int64_t offset_s, int n, char out[40])
+{
+	time_t t = time(NULL) + offset_s;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	size_t k = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + k, 40 - k, ".%06dZ", n % 1000000);
+}
+
+static void test_leader_clock_skew(void)
+{
+	char ts[40];
+	/* 1. renewTime an hour in the future, never renewed: free after ~2 s of observed silence */
+	skew_time(3600, 0, ts);
+	put_ghost_lease("kf-it-skew-ahead", ts, 1);
+	struct contender c = { .id = "kf-it-c" };
+	struct kube_leader_opts o = { .ns = ns, .name = "kf-it-skew-ahead", .identity = c.id, .lease_ms = 4000,
+				      .renew_deadline_ms = 3000, .retry_ms = 300 };
+	c.l = kube_leader_new(kc, &o);
+	int64_t t0 = kf_now_ms();
+	pthread_create(&c.th, NULL, contend, &c);
+	while (!atomic_load(&c.leading) && kf_now_ms() - t0 < 15000)
+		kf_sleep_ms(20);
+	int64_t took = kf_now_ms() - t0;
+	CHECK(atomic_load(&c.leading) && took >= 1900 && took < 6000,
+	      "clock skew +1 h: an abandoned lease whose renewTime is in the future is taken after %lld ms (duration 2 s)",
+	      (long long)took);
+	pthread_join(c.th, NULL);
+	kube_leader_release(c.l);
+	kube_leader_free(c.l);
+
+	/* 2. renewTime an hour in the past but still being renewed: never taken while it changes */
+	skew_time(-3600, 0, ts);
+	put_ghost_lease("kf-it-skew-behind", ts, 1);
+	struct contender d = { .id = "kf-it-d" };
+	o.name = "kf-it-skew-behind";
+	o.identity = d.id;
+	d.l = kube_leader_new(kc, &o);
+	pthread_create(&d.th, NULL, contend, &d);
+	t0 = kf_now_ms();
+	int taken_while_renewed = 0;
+	for (int i = 1; kf_now_ms() - t0 < 5000; i++) {
+		skew_time(-3600, i, ts);
+		put_ghost_lease("kf-it-skew-behind", ts, 0);
+		taken_while_renewed |= atomic_load(&d.leading);
+		kf_sleep_ms(500);
+	}
+	int64_t t1 = kf_now_ms();
+	while (!atomic_load(&d.leading) && kf_now_ms() - t1 < 15000)
+		kf_sleep_ms(20);
+	CHECK(!taken_while_renewed && atomic_load(&d.leading),
+	      "clock skew -1 h: a lease renewed with past timestamps is left alone for 5 s, then taken %lld ms after the "
+	      "renewals stop", (long long)(kf_now_ms() - t1));
+	d.stop = 1;
+	pthread_join(d.th, NULL);
+	kube_leader_release(d.l);
+	kube_leader_free(d.l);
+}
+
 /* ---- events ----------------------------------------------------------------------------------------- */
 
 static void test_events(void)
@@ -916,7 +999,7 @@ int main(int argc, char **argv)
 	int64_t t0 = kf_now_ms();
 	static void (*const tests[])(void) = { test_version_and_latency, test_configmap_crud, test_crd_status_subresource,
 					       test_informer, test_informer_resync_and_rewatch, test_watch_410_and_relist,
-					       test_informer_relist_after_compaction, test_leader_election, test_events,
+					       test_informer_relist_after_compaction, test_leader_election, test_leader_clock_skew, test_events,
 					       test_token_file_rotation };
 	for (size_t i = 0; i < ARRAY_SIZE(tests); i++) {
 		struct kube_client_stats s0, s1;
