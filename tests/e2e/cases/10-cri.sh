@@ -1,6 +1,6 @@
 # 10-cri.sh - `kubefledged cri` against a real containerd (the cluster's node 1), as delete Jobs use it.
-# Sourced by the e2e harness, which runs every test_* function with .cluster/env sourced (REGISTRY,
-# NODE1_CRI_SOCKET, ...) and provides fail, assert_eq, assert_contains.
+# Run by tests/e2e/run.sh: every test_* in its own bash (set -euo pipefail) with .cluster/env and
+# tests/e2e/lib.sh sourced (REGISTRY, NODE1_CRI_SOCKET, fail, skip, assert_*, defer, gen_images, node_images).
 #
 # What matters most here: `rmi` of one tag must never remove other tags of the same image (CRI
 # RemoveImage would), an absent image is a success, failures carry the runtime's gRPC text, and image
@@ -9,7 +9,6 @@
 
 CRI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 CRI_KF=${KF_BIN:-$CRI_ROOT/build/src/kubefledged}
-CRI_IMAGES_SH=${KF_IMAGES_SH:-$CRI_ROOT/testbed/images.sh}
 
 # ---- helpers (prefixed cri_ so they cannot clash with other cases) ----
 
@@ -17,12 +16,11 @@ cri_setup() {
   [ -x "$CRI_KF" ] || { fail "$CRI_KF not built (make build)"; return 1; }
   [ -S "${NODE1_CRI_SOCKET:-}" ] || { fail "NODE1_CRI_SOCKET=${NODE1_CRI_SOCKET:-} is not a socket"; return 1; }
   CRI_TMP=$(mktemp -d /tmp/kf-e2e-cri.XXXXXX)
+  defer rm -rf "$CRI_TMP"
   CRI_TLOG=$CRI_TMP/termination-log
   : > "$CRI_TLOG"
   CRI_ID=$(printf '%04x%04x' $RANDOM $RANDOM)
 }
-
-cri_teardown() { rm -rf "$CRI_TMP"; }
 
 # cri_run ARGS...: runs `kubefledged cri` on node 1; sets CRI_RC, CRI_OUT, CRI_ERR.
 cri_run() {
@@ -38,14 +36,16 @@ cri_ok() { # ARGS...: must exit 0
   [ "$CRI_RC" = 0 ] || { fail "kubefledged cri $* exited $CRI_RC: $CRI_ERR"; return 1; }
 }
 
-cri_refute_contains() { # HAY NEEDLE
-  case $1 in *"$2"*) fail "did not expect \"$2\" in: $1"; return 1;; esac
+cri_stop_pid() { # PID: SIGTERM, then wait up to 5 s for it to go
+  local i
+  kill "$1" 2>/dev/null || return 0
+  for i in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
 }
 
 # cri_gen PREFIX TAG: one fresh image $REGISTRY/PREFIX-001:TAG; prints the reference.
 cri_gen() {
   local ref
-  ref=$(KF_GEN_SALT=$CRI_ID "$CRI_IMAGES_SH" gen "$1" 1 "$2" | tail -1) || { fail "images.sh gen $1 failed"; return 1; }
+  ref=$(KF_GEN_SALT=$CRI_ID gen_images "$1" 1 "$2" | tail -1) || { fail "images.sh gen $1 failed"; return 1; }
   [ -n "$ref" ] || { fail "images.sh gen $1 printed nothing"; return 1; }
   echo "$ref"
 }
@@ -76,7 +76,6 @@ test_cri_version_reports_containerd() {
   assert_contains "$CRI_OUT" "RuntimeName:  containerd"
   assert_contains "$CRI_OUT" "RuntimeApiVersion:  v1"
   assert_contains "$CRI_OUT" "CRIService:  runtime.v1"
-  cri_teardown
 }
 
 # runtime.v1alpha2 (kubelet <= 1.22 era runtimes): the same operations on the old service path.
@@ -84,11 +83,9 @@ test_cri_v1alpha2_service_works_the_same() {
   cri_setup || return 1
   cri_run --cri-api=v1alpha2 version
   if [ "$CRI_RC" != 0 ] && [[ $CRI_ERR == *Unimplemented* ]]; then
-    echo "SKIP: this containerd has no runtime.v1alpha2"
-    cri_teardown
-    return 0
+    skip "this containerd has no runtime.v1alpha2"
   fi
-  assert_eq "$CRI_RC" 0
+  assert_eq 0 "$CRI_RC"
   assert_contains "$CRI_OUT" "CRIService:  runtime.v1alpha2"
   local ref repo
   ref=$(cri_gen "cri-alpha-$CRI_ID" t1) || return 1
@@ -101,7 +98,6 @@ test_cri_v1alpha2_service_works_the_same() {
   cri_ok --cri-api=v1alpha2 images -q || return 1
   assert_contains "$CRI_OUT" "$repo:t2"
   cri_ok --cri-api=v1alpha2 rmi "$repo:t2" || return 1
-  cri_teardown
 }
 
 test_cri_pull_images_inspect() {
@@ -123,9 +119,8 @@ test_cri_pull_images_inspect() {
   cri_ok rmi "$ref" || return 1
   assert_contains "$CRI_OUT" "removed image $ref"
   cri_run inspect "$ref"
-  assert_eq "$CRI_RC" 1
+  assert_eq 1 "$CRI_RC"
   assert_contains "$CRI_ERR" "not present"
-  cri_teardown
 }
 
 test_cri_rmi_one_of_two_tags_keeps_the_other() {
@@ -144,15 +139,17 @@ test_cri_rmi_one_of_two_tags_keeps_the_other() {
   assert_contains "$(cat "$CRI_TLOG")" "untagged $repo:t1"
   cri_ok images -q || return 1
   assert_contains "$CRI_OUT" "$repo:t2"
-  cri_refute_contains "$CRI_OUT" "$repo:t1" || return 1
+  assert_not_contains "$CRI_OUT" "$repo:t1"
   cri_ok inspect "$repo:t2" || return 1
   assert_contains "$CRI_OUT" "\"$repo@sha256:" # the repository's digest stays with t2
+  # and as containerd itself sees it
+  node_has_image 1 "$repo:t2" || fail "$repo:t2 is gone from node 1's containerd"
+  ! node_has_image 1 "$repo:t1" || fail "$repo:t1 is still in node 1's containerd"
 
   cri_ok rmi "$repo:t2" || return 1
   assert_contains "$CRI_OUT" "removed image $repo:t2"
   cri_ok images -q || return 1
-  cri_refute_contains "$CRI_OUT" "$repo" || return 1
-  cri_teardown
+  assert_not_contains "$CRI_OUT" "$repo"
 }
 
 test_cri_rmi_across_repositories_removes_only_its_own() {
@@ -169,9 +166,8 @@ test_cri_rmi_across_repositories_removes_only_its_own() {
   cri_ok inspect "$a:v1" || return 1
   assert_contains "$CRI_OUT" "\"$a:v1\""
   assert_contains "$CRI_OUT" "\"$a@sha256:"
-  cri_refute_contains "$CRI_OUT" "$b" || return 1 # neither b's tag nor b's digest entry is left
+  assert_not_contains "$CRI_OUT" "$b" # neither b's tag nor b's digest entry is left
   cri_ok rmi "$a:v1" || return 1
-  cri_teardown
 }
 
 test_cri_rmi_absent_image_succeeds() {
@@ -181,38 +177,34 @@ test_cri_rmi_absent_image_succeeds() {
   assert_eq "$CRI_OUT" "image $ref not present"
   assert_eq "$(cat "$CRI_TLOG")" "image $ref not present"
   cri_ok rmi "$ref" || return 1 # and again
-  cri_teardown
 }
 
 test_cri_pull_missing_image_fails_with_not_found() {
   cri_setup || return 1
   local ref=$REGISTRY/cri-missing-$CRI_ID:0
   cri_run pull "$ref"
-  assert_eq "$CRI_RC" 1
+  assert_eq 1 "$CRI_RC"
   assert_contains "$CRI_ERR" "pull $ref: rpc error: code = NotFound desc = "
   assert_contains "$CRI_ERR" "not found"
   assert_contains "$(cat "$CRI_TLOG")" "rpc error: code = NotFound"
-  cri_teardown
 }
 
 test_cri_pull_with_credentials() {
   if [ -z "${REGISTRY_AUTH:-}" ] || [ -z "${REGISTRY_AUTH_USER:-}" ]; then
-    echo "SKIP: no REGISTRY_AUTH in the cluster env"
-    return 0
+    skip "no REGISTRY_AUTH in the cluster env"
   fi
   cri_setup || return 1
   local ref=$REGISTRY_AUTH/private/app:1
   cri_ok rmi "$ref" || return 1 # start from absent
   cri_run pull "$ref"
-  assert_eq "$CRI_RC" 1
+  assert_eq 1 "$CRI_RC"
   assert_contains "$CRI_ERR" "401 Unauthorized"
   cri_run pull --creds "$REGISTRY_AUTH_USER:wrong-$CRI_ID" "$ref"
-  assert_eq "$CRI_RC" 1
+  assert_eq 1 "$CRI_RC"
   cri_ok pull --creds "$REGISTRY_AUTH_USER:$REGISTRY_AUTH_PASSWORD" "$ref" || return 1
   cri_ok rmi "$ref" || return 1
   cri_ok pull --auth "$(printf '%s:%s' "$REGISTRY_AUTH_USER" "$REGISTRY_AUTH_PASSWORD" | base64 -w0)" "$ref" || return 1
   cri_ok rmi "$ref" || return 1
-  cri_teardown
 }
 
 test_cri_rejects_shell_syntax_in_references() {
@@ -222,30 +214,28 @@ test_cri_rejects_shell_syntax_in_references() {
              "busybox|touch $CRI_TMP/pwned4" "busybox && touch $CRI_TMP/pwned5" "$(printf 'busybox\ntouch x')"; do
     for cmd in rmi pull inspect; do
       cri_run "$cmd" "$ref"
-      assert_eq "$CRI_RC" 2
+      assert_eq 2 "$CRI_RC"
       assert_contains "$CRI_ERR" "invalid image reference"
     done
   done
   # the termination log names the bad value (escaped), so a failed delete Job says why
   assert_contains "$(cat "$CRI_TLOG")" "invalid image reference \"busybox\\ntouch x\""
-  assert_eq "$(ls "$CRI_TMP" | grep -c pwned)" 0
+  assert_eq 0 "$(find "$CRI_TMP" -name 'pwned*' | wc -l)" "a shell ran"
   # nothing reached the runtime (other cases may pull meanwhile, so look for our names only)
   cri_ok images -q || return 1
-  cri_refute_contains "$CRI_OUT" "pwned" || return 1
-  cri_refute_contains "$CRI_OUT" "touch" || return 1
-  cri_teardown
+  assert_not_contains "$CRI_OUT" "pwned"
+  assert_not_contains "$CRI_OUT" "touch"
 }
 
 test_cri_unreachable_socket_is_named() {
   cri_setup || return 1
   local rc=0 err
   err=$("$CRI_KF" cri --runtime-endpoint="unix://$CRI_TMP/no.sock" version 2>&1 >/dev/null) || rc=$?
-  assert_eq "$rc" 1
+  assert_eq 1 "$rc"
   assert_contains "$err" "connect to unix socket $CRI_TMP/no.sock: No such file or directory"
   rc=0
   "$CRI_KF" cri --runtime-endpoint=unix:///x.sock frobnicate >/dev/null 2>&1 || rc=$?
-  assert_eq "$rc" 2
-  cri_teardown
+  assert_eq 2 "$rc"
 }
 
 # Docker Engine API, only where a dockerd binary is at hand (docker.io is not installed on test machines;
@@ -254,35 +244,29 @@ test_cri_unreachable_socket_is_named() {
 test_cri_docker_engine_untags_one_reference() {
   local dockerd=${KF_DOCKERD:-$(command -v dockerd || true)}
   if [ -z "$dockerd" ] || [ ! -x "$dockerd" ]; then
-    echo "SKIP: no dockerd (set KF_DOCKERD=/path/to/dockerd)"
-    return 0
+    skip "no dockerd (set KF_DOCKERD=/path/to/dockerd)"
   fi
   cri_setup || return 1
-  local d=$CRI_TMP/dk ref repo pid i
+  local d=$CRI_TMP/dk ref repo pid
   mkdir -p "$d/data" "$d/exec"
   PATH=$(dirname "$dockerd"):$(dirname "$dockerd")/../bin:$PATH setsid "$dockerd" -H "unix://$d/docker.sock" \
     --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/docker.pid" --containerd "$NODE1_CRI_SOCKET" \
     --bridge=none --iptables=false --ip-forward=false --ip-masq=false --insecure-registry "$REGISTRY" \
     >"$d/log" 2>&1 &
   pid=$!
-  for i in $(seq 100); do
-    curl -sf --unix-socket "$d/docker.sock" http://localhost/_ping >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  defer cri_stop_pid "$pid" # before the temp dir goes (defers run last-first)
+  wait_until 10 curl -sf --unix-socket "$d/docker.sock" http://localhost/_ping || fail "dockerd did not start: $(tail -5 "$d/log")"
   local dk=("$CRI_KF" cri --runtime=docker --runtime-endpoint="unix://$d/docker.sock")
-  ref=$(cri_gen "cri-docker-$CRI_ID" t1) || { kill "$pid"; return 1; }
+  ref=$(cri_gen "cri-docker-$CRI_ID" t1) || return 1
   repo=${ref%:*}
-  cri_copy "${repo#"$REGISTRY"/}" t1 "${repo#"$REGISTRY"/}" t2 || { kill "$pid"; return 1; }
+  cri_copy "${repo#"$REGISTRY"/}" t1 "${repo#"$REGISTRY"/}" t2 || return 1
   local out rc=0
   "${dk[@]}" version >"$CRI_TMP/dv" 2>&1 || rc=$?
   out=$("${dk[@]}" pull "$repo:t1" 2>&1 && "${dk[@]}" pull "$repo:t2" 2>&1 && "${dk[@]}" rmi "$repo:t1" 2>&1 &&
         "${dk[@]}" images -q 2>&1 && "${dk[@]}" rmi "$repo:t1" 2>&1) || rc=$?
-  kill "$pid"
-  for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  assert_eq "$rc" 0
+  assert_eq 0 "$rc"
   assert_contains "$(cat "$CRI_TMP/dv")" "RuntimeName:  docker"
   assert_contains "$out" "untagged $repo:t1"
   assert_contains "$out" "$repo:t2"
   assert_contains "$out" "image $repo:t1 not present"
-  cri_teardown
 }
