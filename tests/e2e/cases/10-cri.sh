@@ -194,8 +194,9 @@ test_cri_pull_with_credentials() {
     skip "no REGISTRY_AUTH in the cluster env"
   fi
   cri_setup || return 1
-  local ref=$REGISTRY_AUTH/private/app:1
-  cri_ok rmi "$ref" || return 1 # start from absent
+  local ref
+  ref=$(KF_GEN_SALT=$CRI_ID gen_images --auth "cri-private-$CRI_ID" 1 v1 | tail -1)
+  [ -n "$ref" ] || fail "images.sh gen --auth printed nothing"
   cri_run pull "$ref"
   assert_eq 1 "$CRI_RC"
   assert_contains "$CRI_ERR" "401 Unauthorized"
