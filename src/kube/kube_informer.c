@@ -513,7 +513,9 @@ void kube_informer_stop(struct kube_informer *inf)
 	int join = inf->started && !inf->joined;
 	inf->joined = inf->joined || join;
 	pthread_mutex_unlock(&inf->mu);
-	if (join)
+	if (join && pthread_equal(pthread_self(), inf->th))
+		pthread_detach(inf->th); /* called from a handler: the thread ends when the handler returns */
+	else if (join)
 		pthread_join(inf->th, NULL);
 }
 

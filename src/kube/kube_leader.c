@@ -272,7 +272,9 @@ void kube_leader_release(struct kube_leader *l)
 	int released = l->released;
 	l->released = 1;
 	pthread_mutex_unlock(&l->mu);
-	if (join)
+	if (join && pthread_equal(pthread_self(), l->th))
+		pthread_detach(l->th); /* called from on_lost: the renew thread ends when on_lost returns */
+	else if (join)
 		pthread_join(l->th, NULL);
 	if (!was_leader || released)
 		return;
