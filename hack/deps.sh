@@ -11,7 +11,7 @@ build_pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libjansson-dev
             libclang-rt-14-dev)
 testbed_pkgs=(golang-go etcd-server etcd-client containerd runc containernetworking-plugins docker-registry
               umoci busybox-static iptables iproute2 apache2-utils dpkg-dev curl jq openssl time
-              util-linux procps psmisc unzip wrk)
+              util-linux procps psmisc unzip wrk python3)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--build" ] || want+=("${testbed_pkgs[@]}")

@@ -54,12 +54,11 @@ if [ -n "$strays" ]; then
   for pid in $strays; do stop_pid "$pid" 10; done
 fi
 
-# ---- host sysctls the kubelet changed ----------------------------------------------------------------
-if [ -s "$RUN/sysctl.orig" ]; then
-  while IFS='=' read -r k v; do sysctl -qw "$k=$v" || warn "could not restore $k=$v"; done < "$RUN/sysctl.orig"
-  rm -f "$RUN/sysctl.orig"
-  say "host sysctls restored"
-fi
+# ---- host sysctls the kubelet changed (restored when the last cluster on this host goes) -------------
+case "$(sysctl_restore)" in
+  restored) say "host sysctls restored" ;;
+  shared) say "host sysctls left to the other test bed cluster(s) still up: $(ls "$SYSCTL_DIR/users" | xargs)" ;;
+esac
 
 # ---- cgroups, network namespace, mounts, host directories ---------------------------------------------
 kill_cgroup_procs "$CGROUP_ROOT"

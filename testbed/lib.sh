@@ -52,6 +52,39 @@ wait_for() {
   done
 }
 
+# ---- host sysctls -------------------------------------------------------------------------------------
+# The values are global, so they are saved once for all test bed clusters on this host (two checkouts
+# may run one each): the first up saves them, each up registers its cluster, and the down of the last
+# registered cluster restores them. A lock keeps two ups/downs from interleaving.
+SYSCTL_DIR=/run/kube-fledged-testbed
+sysctl_save() {
+  mkdir -p "$SYSCTL_DIR/users"
+  (
+    flock 9
+    if [ ! -s "$SYSCTL_DIR/sysctl.orig" ]; then
+      for k in "${HOST_SYSCTLS[@]}"; do echo "$k=$(sysctl -n "$k")"; done > "$SYSCTL_DIR/sysctl.orig.tmp"
+      mv "$SYSCTL_DIR/sysctl.orig.tmp" "$SYSCTL_DIR/sysctl.orig"
+    fi
+    echo "$CLUSTER_DIR" > "$SYSCTL_DIR/users/$cluster_id"
+  ) 9> "$SYSCTL_DIR/lock"
+}
+# sysctl_restore: prints "restored", "shared" (other clusters still registered) or nothing.
+sysctl_restore() {
+  [ -d "$SYSCTL_DIR" ] || return 0
+  (
+    flock 9
+    rm -f "$SYSCTL_DIR/users/$cluster_id"
+    if [ -n "$(ls -A "$SYSCTL_DIR/users" 2>/dev/null)" ]; then echo shared; exit 0; fi
+    if [ -s "$SYSCTL_DIR/sysctl.orig" ]; then
+      while IFS='=' read -r k v; do sysctl -qw "$k=$v" || echo "could not restore $k=$v" >&2; done < "$SYSCTL_DIR/sysctl.orig"
+      echo restored
+    fi
+    rm -rf "$SYSCTL_DIR/users" "$SYSCTL_DIR/sysctl.orig"
+  ) 9> "$SYSCTL_DIR/lock"
+  # the last one out removes the directory (the lock file in it is harmless to lose once nobody holds it)
+  if [ ! -d "$SYSCTL_DIR/users" ]; then rm -rf "$SYSCTL_DIR"; fi
+}
+
 # ---- the network namespace -------------------------------------------------------------------------
 # (Output is captured before grep reads it: under pipefail, `cmd | grep -q` fails at random when grep
 # exits at the first match and cmd dies of SIGPIPE.)

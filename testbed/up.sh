@@ -92,11 +92,8 @@ net_up
 node_ip() { echo "10.240.$NET_OCTET.$((10 + $1))"; }
 say "network namespace $NETNS: host $HOST_IP, api $API_IP, nodes $(node_ip 1)..$(node_ip "$NODES")"
 
-# ---- 3. host sysctls the kubelet will change: saved once per up/down cycle --------------------------
-if [ ! -s "$RUN/sysctl.orig" ]; then
-  for k in "${HOST_SYSCTLS[@]}"; do echo "$k=$(sysctl -n "$k")"; done > "$RUN/sysctl.orig.tmp"
-  mv "$RUN/sysctl.orig.tmp" "$RUN/sysctl.orig"
-fi
+# ---- 3. host sysctls the kubelet will change: saved before the first kubelet of any cluster ---------
+sysctl_save
 
 # ---- 4. ports ------------------------------------------------------------------------------------------
 state_load ports

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # functions run from traps
+# Everything, from a fresh Debian 12 machine (make test; .ci/run calls this):
+#   deps -> build -> unit -> unit-asan -> unit-valgrind -> cluster-up -> e2e -> cluster-down
+# The cluster is torn down at the end whatever happened (also on Ctrl-C). Every step is timed; the
+# summary says which passed, failed or were skipped. Exit status: 0 only if every step passed.
+#
+#   TEST_NODES=2 TEST_NODE_LABELS='2:tier=backend'   the cluster e2e runs on (defaults shown)
+#   E2E=...                                          run only these e2e cases (see tests/e2e/run.sh)
+#   KEEP_CLUSTER=1                                   leave the cluster up at the end (for debugging)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+NODES=${TEST_NODES:-2}
+NODE_LABELS=${TEST_NODE_LABELS:-2:tier=backend}
+mkdir -p build
+
+now_ms() { local t=${EPOCHREALTIME/./}; echo $(( t / 1000 )); }
+secs() { local d=$1; printf '%d.%d' $((d / 1000)) $(((d % 1000) / 100)); }
+T0=$(now_ms)
+results=() failed=0 cluster_started=0 finished=0
+
+# step NAME CMD...: runs CMD, records "NAME passed|FAILED (time)". Output goes to the terminal as is.
+step() {
+  local name=$1 t rc; shift
+  printf '\n==== [test %ss] %s: %s\n' "$(secs $(( $(now_ms) - T0 )))" "$name" "$*"
+  t=$(now_ms)
+  "$@"; rc=$?
+  local took; took=$(secs $(( $(now_ms) - t )))
+  if [ $rc = 0 ]; then results+=("$(printf '%-14s passed  %7ss' "$name" "$took")")
+  else results+=("$(printf '%-14s FAILED  %7ss  (exit %d)' "$name" "$took" "$rc")"); failed=$((failed + 1)); fi
+  return $rc
+}
+skipped() { results+=("$(printf '%-14s skipped           (%s)' "$1" "$2")"); }
+
+summary() {
+  [ $finished = 0 ] || return 0
+  finished=1
+  if [ $cluster_started = 1 ] && [ "${KEEP_CLUSTER:-0}" != 1 ]; then
+    step cluster-down make --no-print-directory cluster-down
+  fi
+  printf '\n==== summary\n'
+  printf '  %s\n' "${results[@]}"
+  if [ $failed = 0 ]; then
+    printf 'test: all %d steps passed in %ss\n' "${#results[@]}" "$(secs $(( $(now_ms) - T0 )))"
+  else
+    printf 'test: %d of %d steps FAILED in %ss\n' "$failed" "${#results[@]}" "$(secs $(( $(now_ms) - T0 )))"
+  fi
+}
+on_exit() { summary; if [ $failed = 0 ]; then exit 0; fi; exit 1; }
+trap 'exit 130' INT TERM
+trap 'on_exit' EXIT
+
+not_reached() { local s; for s in "$@"; do skipped "$s" "an earlier step failed"; done; exit 1; }
+step deps hack/deps.sh || not_reached build unit unit-asan unit-valgrind cluster-up e2e
+step build make --no-print-directory build || not_reached unit unit-asan unit-valgrind cluster-up e2e
+step unit make --no-print-directory unit
+step unit-asan make --no-print-directory unit-asan
+step unit-valgrind make --no-print-directory unit-valgrind
+cluster_started=1   # from here on, tear down at exit even if cluster-up fails half-way
+if step cluster-up make --no-print-directory cluster-up NODES="$NODES" NODE_LABELS="$NODE_LABELS"; then
+  step e2e make --no-print-directory e2e E2E="${E2E:-}"
+else
+  skipped e2e "cluster-up failed"
+fi
+exit $failed
