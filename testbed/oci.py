@@ -141,7 +141,7 @@ def _tar_dir(root):
             else:
                 tf.addfile(ti)
     raw = buf.getvalue()
-    return gzip.compress(raw, compresslevel=6, mtime=0), sha(raw)
+    return gzip.compress(raw, compresslevel=1, mtime=0), sha(raw)  # speed over size: all local
 
 
 def tar_files(files):

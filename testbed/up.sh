@@ -198,78 +198,16 @@ REGISTRY=$REGISTRY REGISTRY_AUTH=$REGISTRY_AUTH REGISTRY_AUTH_USER=$REGISTRY_AUT
   REGISTRY_AUTH_PASSWORD=$REGISTRY_AUTH_PASSWORD "$KF_ROOT/testbed/images.sh" ensure > "$LOGS/images.log" 2>&1 &
 images_pid=$!
 
-# ---- 8. etcd and the control plane, all inside the namespace ------------------------------------------
-if ! daemon_alive etcd; then
-  mkdir -p "$CLUSTER_DIR/etcd"
-  start_daemon etcd nsenter --net="$NETNS_PATH" -- etcd --name kf --data-dir "$CLUSTER_DIR/etcd/data" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "kf=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
-    --quota-backend-bytes 2147483648 --snapshot-count 10000 --log-level warn
-fi
-wait_for etcd 30 in_ns curl -sf "http://127.0.0.1:$ETCD_PORT/health"
-say "etcd healthy"
-
-P=$PKI
-if ! daemon_alive apiserver; then
-  start_daemon apiserver nsenter --net="$NETNS_PATH" -- "$K8S_BIN/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address="$API_IP" --advertise-address="$API_IP" --secure-port="$APISERVER_PORT" --insecure-port=0 \
-    --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
-    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction --allow-privileged=true \
-    --enable-aggregator-routing=true \
-    --kubelet-client-certificate="$P/apiserver-kubelet-client.crt" --kubelet-client-key="$P/apiserver-kubelet-client.key" \
-    --kubelet-preferred-address-types=InternalIP,Hostname \
-    --requestheader-client-ca-file="$P/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
-    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
-    --requestheader-extra-headers-prefix=X-Remote-Extra- \
-    --proxy-client-cert-file="$P/front-proxy-client.crt" --proxy-client-key-file="$P/front-proxy-client.key" \
-    --cert-dir="$CLUSTER_DIR/apiserver" --event-ttl=1h --v=1
-fi
-api_ready() { curl -sf --cacert "$P/ca.crt" --cert "$P/admin.crt" --key "$P/admin.key" "$APISERVER_URL/readyz"; }
-wait_for "kube-apiserver readyz" 90 api_ready
-say "kube-apiserver ready at $APISERVER_URL"
-
-if ! daemon_alive controller-manager; then
-  start_daemon controller-manager nsenter --net="$NETNS_PATH" -- "$K8S_BIN/kube-controller-manager" \
-    --kubeconfig="$KCFG/controller-manager.conf" \
-    --authentication-kubeconfig="$KCFG/controller-manager.conf" --authorization-kubeconfig="$KCFG/controller-manager.conf" \
-    --bind-address=127.0.0.1 --secure-port="$CM_PORT" --port=0 --leader-elect=false \
-    --cert-dir="$CLUSTER_DIR/controller-manager" \
-    --controllers='*,bootstrapsigner,tokencleaner' --use-service-account-credentials=true \
-    --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
-    --cluster-signing-cert-file="$P/ca.crt" --cluster-signing-key-file="$P/ca.key" \
-    --allocate-node-cidrs=false --cluster-cidr="$POD_CIDR" --service-cluster-ip-range="$SERVICE_CIDR" \
-    --node-monitor-grace-period=40s --pod-eviction-timeout=5m --v=1
-fi
-if ! daemon_alive scheduler; then
-  start_daemon scheduler nsenter --net="$NETNS_PATH" -- "$K8S_BIN/kube-scheduler" \
-    --kubeconfig="$KCFG/scheduler.conf" \
-    --authentication-kubeconfig="$KCFG/scheduler.conf" --authorization-kubeconfig="$KCFG/scheduler.conf" \
-    --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --port=0 --leader-elect=false \
-    --cert-dir="$CLUSTER_DIR/scheduler" --v=1
-fi
-# One kube-proxy serves every node: all kubelets share this namespace and hence one set of iptables
-# rules. --masquerade-all SNATs every Service connection to the bridge's address, so a pod reaching a
-# pod on its own bridge through a Service gets the reply back through the same conntrack entry.
-if ! daemon_alive kube-proxy; then
-  start_daemon kube-proxy nsenter --net="$NETNS_PATH" -- "$K8S_BIN/kube-proxy" \
-    --kubeconfig="$KCFG/kube-proxy.conf" --hostname-override=rk8s-node1 --bind-address="$API_IP" \
-    --proxy-mode=iptables --masquerade-all --cluster-cidr="$POD_CIDR" \
-    --metrics-bind-address="127.0.0.1:$PROXY_METRICS_PORT" --healthz-bind-address="$API_IP:$PROXY_HEALTHZ_PORT" \
-    --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
-    --oom-score-adj=0 --v=1
-fi
-
-# ---- 9. nodes ----------------------------------------------------------------------------------------
+# ---- 8. nodes: containerd now (it needs only the registries), kubelets after the API server -----------
 # Paths the kubelet 1.20 and containerd hard-code; each node's containerd runs in its own mount namespace
 # with node-local directories bound over them, and the kubelet joins that namespace (runc must see the
 # kubelet's volume mounts). Mount points are created on the host only if missing (and removed at down).
 HARD_CODED=(/var/log/pods:pod-logs /var/log/containers:container-logs
-            /var/lib/kubelet/device-plugins:device-plugins /var/lib/cni:cni-cache /run/containerd:run-containerd)
+            /var/lib/kubelet/device-plugins:device-plugins /var/lib/cni:cni-cache /run/containerd:run-containerd
+            /run/netns:netns)
+# (/run/netns: containerd pins each pod's network namespace with a file there; bound per node, so the host's
+# `ip netns` never lists them. The cluster namespace's own /run/netns/kf-<id> is opened by nsenter before it
+# enters the node's mount namespace.)
 ensure_host_dir() {
   local d=$1 top=$1
   [ -d "$d" ] && return 0
@@ -282,7 +220,7 @@ node_configs() { # N: writes the node's config files into $d/*.new
   local n=$1 name d sock ip reg
   name=$(node_name "$n"); d=$(node_dir "$n"); sock=$(node_sock "$n"); ip=$(node_ip "$n")
   mkdir -p "$d"/{containerd/root,containerd/state,containerd/opt,runc,cni/net.d,cni/ipam,certs.d,kubelet/pki} \
-           "$d"/{pod-logs,container-logs,device-plugins,cni-cache,run-containerd} "$(dirname "$sock")"
+           "$d"/{pod-logs,container-logs,device-plugins,cni-cache,run-containerd,netns} "$(dirname "$sock")"
   for reg in "$REGISTRY" "$REGISTRY_AUTH"; do
     mkdir -p "$d/certs.d/$reg"
     printf 'server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$reg" "$reg" \
@@ -435,6 +373,75 @@ for n in $(seq "$NODES"); do
   setup_cgroups "$n"
   start_containerd "$n"
 done
+say "containerd started on $NODES node(s)"
+
+# ---- 9. etcd and the control plane, all inside the namespace ------------------------------------------
+if ! daemon_alive etcd; then
+  mkdir -p "$CLUSTER_DIR/etcd"
+  start_daemon etcd nsenter --net="$NETNS_PATH" -- etcd --name kf --data-dir "$CLUSTER_DIR/etcd/data" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "kf=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
+    --quota-backend-bytes 2147483648 --snapshot-count 10000 --log-level warn
+fi
+wait_for etcd 30 in_ns curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+say "etcd healthy"
+
+P=$PKI
+if ! daemon_alive apiserver; then
+  start_daemon apiserver nsenter --net="$NETNS_PATH" -- "$K8S_BIN/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address="$API_IP" --advertise-address="$API_IP" --secure-port="$APISERVER_PORT" --insecure-port=0 \
+    --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction --allow-privileged=true \
+    --enable-aggregator-routing=true \
+    --kubelet-client-certificate="$P/apiserver-kubelet-client.crt" --kubelet-client-key="$P/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types=InternalIP,Hostname \
+    --requestheader-client-ca-file="$P/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$P/front-proxy-client.crt" --proxy-client-key-file="$P/front-proxy-client.key" \
+    --cert-dir="$CLUSTER_DIR/apiserver" --event-ttl=1h --v=1
+fi
+api_ready() { curl -sf --cacert "$P/ca.crt" --cert "$P/admin.crt" --key "$P/admin.key" "$APISERVER_URL/readyz"; }
+wait_for "kube-apiserver readyz" 90 api_ready
+say "kube-apiserver ready at $APISERVER_URL"
+
+if ! daemon_alive controller-manager; then
+  start_daemon controller-manager nsenter --net="$NETNS_PATH" -- "$K8S_BIN/kube-controller-manager" \
+    --kubeconfig="$KCFG/controller-manager.conf" \
+    --authentication-kubeconfig="$KCFG/controller-manager.conf" --authorization-kubeconfig="$KCFG/controller-manager.conf" \
+    --bind-address=127.0.0.1 --secure-port="$CM_PORT" --port=0 --leader-elect=false \
+    --cert-dir="$CLUSTER_DIR/controller-manager" \
+    --controllers='*,bootstrapsigner,tokencleaner' --use-service-account-credentials=true \
+    --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
+    --cluster-signing-cert-file="$P/ca.crt" --cluster-signing-key-file="$P/ca.key" \
+    --allocate-node-cidrs=false --cluster-cidr="$POD_CIDR" --service-cluster-ip-range="$SERVICE_CIDR" \
+    --node-monitor-grace-period=40s --pod-eviction-timeout=5m --v=1
+fi
+if ! daemon_alive scheduler; then
+  start_daemon scheduler nsenter --net="$NETNS_PATH" -- "$K8S_BIN/kube-scheduler" \
+    --kubeconfig="$KCFG/scheduler.conf" \
+    --authentication-kubeconfig="$KCFG/scheduler.conf" --authorization-kubeconfig="$KCFG/scheduler.conf" \
+    --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --port=0 --leader-elect=false \
+    --cert-dir="$CLUSTER_DIR/scheduler" --v=1
+fi
+# One kube-proxy serves every node: all kubelets share this namespace and hence one set of iptables
+# rules. --masquerade-all SNATs every Service connection to the bridge's address, so a pod reaching a
+# pod on its own bridge through a Service gets the reply back through the same conntrack entry.
+if ! daemon_alive kube-proxy; then
+  start_daemon kube-proxy nsenter --net="$NETNS_PATH" -- "$K8S_BIN/kube-proxy" \
+    --kubeconfig="$KCFG/kube-proxy.conf" --hostname-override=rk8s-node1 --bind-address="$API_IP" \
+    --proxy-mode=iptables --masquerade-all --cluster-cidr="$POD_CIDR" \
+    --metrics-bind-address="127.0.0.1:$PROXY_METRICS_PORT" --healthz-bind-address="$API_IP:$PROXY_HEALTHZ_PORT" \
+    --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
+    --oom-score-adj=0 --v=1
+fi
+
+# ---- 10. kubelets (they need the API server, and the pause image in the registry) ---------------------------
 wait "$images_pid" || { cat "$LOGS/images.log"; die "test images could not be pushed"; }
 say "$(tail -1 "$LOGS/images.log")"
 for n in $(seq "$NODES"); do
@@ -443,7 +450,7 @@ for n in $(seq "$NODES"); do
   wait_for "containerd of $name" 30 ctr -a "$(node_sock "$n")" version
   start_kubelet "$n"
 done
-say "containerd up on $NODES node(s), kubelets started"
+say "kubelets started on $NODES node(s)"
 
 kubelet_healthy() { local v=KUBELET_HEALTHZ_PORT_$1; curl -sf "http://$(node_ip "$1"):${!v}/healthz"; }
 for n in $(seq "$NODES"); do
@@ -451,7 +458,7 @@ for n in $(seq "$NODES"); do
   say "kubelet $(node_name "$n") healthy"
 done
 
-# ---- 10. Ready nodes, labels, annotations -----------------------------------------------------------------
+# ---- 11. Ready nodes, labels, annotations -----------------------------------------------------------------
 nodes_ready() {
   local ready n
   ready=$(kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}') || return 1
@@ -483,7 +490,7 @@ for n in $(seq "$NODES"); do
 done
 [ -z "$LABELS" ] || say "labels applied: $LABELS"
 
-# ---- 11. ready for workloads ---------------------------------------------------------------------------
+# ---- 12. ready for workloads ---------------------------------------------------------------------------
 wait_for "default ServiceAccount" 60 kubectl -n default get serviceaccount default
 kube_proxy_synced() { local r; r=$(in_ns iptables -t nat -S KUBE-SERVICES 2>/dev/null) && grep -qF "$KUBE_SVC_IP/32" <<< "$r"; }
 wait_for "kube-proxy rules for the kubernetes Service" 60 kube_proxy_synced

@@ -16,7 +16,8 @@
 # Ends with "e2e: P passed, F failed, S skipped in T s"; exits 1 if any failed, 2 if none matched.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-ENV_FILE=${KF_CLUSTER_DIR:-$ROOT/.cluster}/env
+# The cluster: KF_CLUSTER_DIR, else the one whose env file the caller sourced, else .cluster.
+ENV_FILE=${KF_CLUSTER_DIR:-${CLUSTER_DIR:-$ROOT/.cluster}}/env
 if [ ! -f "$ENV_FILE" ]; then echo "e2e: no $ENV_FILE: start the cluster first (make cluster-up)" >&2; exit 2; fi
 # shellcheck disable=SC1090
 . "$ENV_FILE"
