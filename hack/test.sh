@@ -26,27 +26,27 @@ step() {
   t=$(now_ms)
   "$@"; rc=$?
   local took; took=$(secs $(( $(now_ms) - t )))
-  if [ $rc = 0 ]; then results+=("$(printf '%-14s passed  %7ss' "$name" "$took")")
+  if [ "$rc" = 0 ]; then results+=("$(printf '%-14s passed  %7ss' "$name" "$took")")
   else results+=("$(printf '%-14s FAILED  %7ss  (exit %d)' "$name" "$took" "$rc")"); failed=$((failed + 1)); fi
   return $rc
 }
 skipped() { results+=("$(printf '%-14s skipped           (%s)' "$1" "$2")"); }
 
 summary() {
-  [ $finished = 0 ] || return 0
+  [ "$finished" = 0 ] || return 0
   finished=1
-  if [ $cluster_started = 1 ] && [ "${KEEP_CLUSTER:-0}" != 1 ]; then
+  if [ "$cluster_started" = 1 ] && [ "${KEEP_CLUSTER:-0}" != 1 ]; then
     step cluster-down make --no-print-directory cluster-down
   fi
   printf '\n==== summary\n'
   printf '  %s\n' "${results[@]}"
-  if [ $failed = 0 ]; then
+  if [ "$failed" = 0 ]; then
     printf 'test: all %d steps passed in %ss\n' "${#results[@]}" "$(secs $(( $(now_ms) - T0 )))"
   else
     printf 'test: %d of %d steps FAILED in %ss\n' "$failed" "${#results[@]}" "$(secs $(( $(now_ms) - T0 )))"
   fi
 }
-on_exit() { summary; if [ $failed = 0 ]; then exit 0; fi; exit 1; }
+on_exit() { summary; if [ "$failed" = 0 ]; then exit 0; fi; exit 1; }
 trap 'exit 130' INT TERM
 trap 'on_exit' EXIT
 

@@ -57,7 +57,7 @@ fi
 # ---- host sysctls the kubelet changed (restored when the last cluster on this host goes) -------------
 case "$(sysctl_restore)" in
   restored) say "host sysctls restored" ;;
-  shared) say "host sysctls left to the other test bed cluster(s) still up: $(ls "$SYSCTL_DIR/users" | xargs)" ;;
+  shared) say "host sysctls left to the other test bed cluster(s) still up: $(cd "$SYSCTL_DIR/users" && echo *)" ;;
 esac
 
 # ---- cgroups, network namespace, mounts, host directories ---------------------------------------------
@@ -67,7 +67,7 @@ remove_cgroup "$CGROUP_ROOT"
 # kube-proxy's iptables rules with it (they never existed on the host).
 ip link del "$HOST_VETH" 2>/dev/null || true
 if [ -e "$NETNS_PATH" ]; then ip netns del "$NETNS" 2>/dev/null || umount "$NETNS_PATH" 2>/dev/null || true; rm -f "$NETNS_PATH"; fi
-for i in $(seq 50); do ip link show "$HOST_VETH" >/dev/null 2>&1 || break; sleep 0.1; done
+for _ in $(seq 50); do ip link show "$HOST_VETH" >/dev/null 2>&1 || break; sleep 0.1; done
 # Per-node mounts live in the nodes' private mount namespaces and vanish with them; anything visible on
 # the host would be a bug, so unmount it (deepest first) and say so.
 mapfile -t mnts < <(awk -v d="$CLUSTER_DIR" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r)

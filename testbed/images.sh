@@ -129,8 +129,10 @@ gen() {
 rm_image() {
   local reg=$REGISTRY extra=()
   if [ "${1:-}" = --auth ]; then
+    reg=$REGISTRY_AUTH
     # shellcheck disable=SC2207
-    reg=$REGISTRY_AUTH; extra=($(auth_args)); shift
+    extra=($(auth_args))
+    shift
   fi
   [ "$#" -eq 2 ] || usage
   "$PYTHON" "$OCI" delete "$reg" "$1" "$2" "${extra[@]}"

@@ -6,7 +6,7 @@
 #   network namespace  kf-<id>          (all cluster processes run inside it)
 #   host veth          kfh-<id>         (peer "kfn0" inside the namespace)
 #   cgroup root        /kf-<id>/rk8s-nodeN in every cgroup v1 hierarchy
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the variables here are used by the scripts that source this
 
 KF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CLUSTER_DIR=${KF_CLUSTER_DIR:-$KF_ROOT/.cluster}
@@ -117,10 +117,10 @@ start_daemon() {
   mkdir -p "$RUN" "$LOGS"
   printf '\n===== %s start %s\n' "$(date -u +%FT%TZ)" "$name" >> "$LOGS/$name.log"
   rm -f "$(pidfile "$name")"
+  # shellcheck disable=SC2016  # expanded by sh, not here
   setsid sh -c 'echo $$ > "$0"; exec "$@"' "$(pidfile "$name")" "$@" \
     < /dev/null >> "$LOGS/$name.log" 2>&1 &
-  local i
-  for i in $(seq 50); do [ -s "$(pidfile "$name")" ] && return 0; sleep 0.02; done
+  for _ in $(seq 50); do [ -s "$(pidfile "$name")" ] && return 0; sleep 0.02; done
   die "$name did not start (see $LOGS/$name.log)"
 }
 
@@ -225,8 +225,8 @@ cgroup_dirs() { local h; for h in /sys/fs/cgroup/*/; do [ -d "$h${1#/}" ] && ech
 # kill_cgroup_procs CG: SIGKILLs every process left in CG's tree (pod processes whose shim is gone).
 # Everything in there was started by our containerd for our kubelet.
 kill_cgroup_procs() {
-  local cg=$1 i pids d
-  for i in $(seq 50); do
+  local cg=$1 pids d
+  for _ in $(seq 50); do
     pids=""
     for d in $(cgroup_dirs "$cg"); do
       pids+=" $(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | tr '\n' ' ')"

@@ -55,6 +55,7 @@ run_test() { # CASEFILE FUNC
   } > "$log" 2>&1
   rc=$?
   if [ $rc = 0 ]; then
+    # shellcheck disable=SC2016  # expanded by the inner bash
     E2E_NS=$ns E2E_LOG=$log timeout -k 10 "$TIMEOUT" bash -c '
       set -euo pipefail
       . "$1"; . "$2"
@@ -93,6 +94,7 @@ T0=$(now_ms)
 ran=0
 for file in $(find "$ROOT/tests/e2e/cases" -maxdepth 1 -name '*.sh' | LC_ALL=C sort); do
   base=$(basename "$file" .sh)
+  # shellcheck disable=SC2013  # function names are single words
   for fn in $(grep -oE '^(function +)?test_[A-Za-z0-9_]+ *\(\)' "$file" | sed -E 's/^function +//; s/ *\(\)$//'); do
     selected "$base" "$fn" || continue
     [ $ran -gt 0 ] || echo "e2e: cluster $APISERVER_URL, nodes: $KF_NODES; logs in $LOGDIR"

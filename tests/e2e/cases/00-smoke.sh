@@ -1,6 +1,6 @@
 # Smoke tests of the test bed itself: if these fail, no other e2e result means anything.
 # Helpers: tests/e2e/lib.sh. Test bed: docs/testbed.md.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2317  # small predicates are called through wait_until
 
 # A pull Job pinned to node 2 puts its (freshly generated, so surely absent) image into node 2's
 # containerd store and nowhere else: each node really has its own image store.
