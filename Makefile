@@ -8,8 +8,9 @@ NODES ?= 2
 NODE_LABELS ?=
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
+IMAGE_TAG ?= dev
 
-.PHONY: all deps build build-asan unit unit-asan unit-valgrind unit-all cluster-up cluster-down e2e test demo \
+.PHONY: all deps build image build-asan unit unit-asan unit-valgrind unit-all cluster-up cluster-down e2e test demo \
         bench clean help
 
 all: build
@@ -54,8 +55,13 @@ cluster-up:
 cluster-down:
 	@testbed/down.sh
 
+## image           build the kubefledged image without Docker and push it to the local cluster's registry
+image: build
+	@test -f .cluster/env || { echo "no cluster: run make cluster-up first" >&2; exit 1; }
+	@. .cluster/env && hack/build-image.sh --registry "$$REGISTRY" --repo kubefledged/kubefledged --tag $(IMAGE_TAG)
+
 ## e2e             end-to-end tests against the running local cluster (E2E=case-name to pick)
-e2e: build
+e2e: image
 	@tests/e2e/run.sh $(E2E)
 
 ## test            everything, from a fresh machine: deps, build, unit tests, cluster, e2e, teardown
