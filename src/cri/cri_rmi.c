@@ -10,13 +10,13 @@
  *   3. no others -> RemoveImage(image id); others on containerd -> containerd Images/Delete of just our
  *      names; others elsewhere (CRI-O has no such API) -> refuse, naming the other references.
  * References are compared after normalisation (busybox:1.36 == docker.io/library/busybox:1.36) with
- * imagecache/ic_imageref.c. */
+ * util/imageref.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cri.h"
-#include "imagecache/ic_imageref.h"
+#include "util/imageref.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -53,11 +53,11 @@ static void add_quoted(struct strbuf *sb, const char *s)
 
 int cri_check_ref(const char *ref, struct strbuf *err)
 {
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf why = STRBUF_INIT;
 	if (ref && cri_is_image_id(ref))
 		return 0;
-	if (ic_imageref_parse(ref ? ref : "", &r, &why) == 0) {
+	if (imageref_parse(ref ? ref : "", &r, &why) == 0) {
 		sb_release(&why);
 		return 0;
 	}
@@ -68,7 +68,7 @@ int cri_check_ref(const char *ref, struct strbuf *err)
 	return CRI_EINVAL;
 }
 
-static int same_repo(const struct ic_imageref *a, const struct ic_imageref *b)
+static int same_repo(const struct imageref *a, const struct imageref *b)
 {
 	return !strcmp(a->domain, b->domain) && !strcmp(a->path, b->path);
 }
@@ -81,10 +81,10 @@ void cri_rmi_partition(const char *ref, const struct cri_image *img, const char 
 	*others = xcalloc(total + 1, sizeof **others);
 	*n_own = *n_others = 0;
 
-	struct ic_imageref r, h;
+	struct imageref r, h;
 	struct strbuf ignored = STRBUF_INIT;
 	int id = cri_is_image_id(ref);
-	int parsed = !id && ic_imageref_parse(ref, &r, &ignored) == 0;
+	int parsed = !id && imageref_parse(ref, &r, &ignored) == 0;
 	/* The tag asked for ("latest" when untagged; none for a bare digest reference). */
 	const char *rtag = !parsed ? "" : r.tag[0] ? r.tag : r.digest[0] ? "" : "latest";
 
@@ -92,7 +92,7 @@ void cri_rmi_partition(const char *ref, const struct cri_image *img, const char 
 	int other_tag_same_repo = 0;
 	for (size_t i = 0; parsed && i < img->n_repo_tags; i++) {
 		sb_reset(&ignored);
-		if (ic_imageref_parse(img->repo_tags[i], &h, &ignored) == 0 && same_repo(&r, &h) && h.tag[0] &&
+		if (imageref_parse(img->repo_tags[i], &h, &ignored) == 0 && same_repo(&r, &h) && h.tag[0] &&
 		    strcmp(h.tag, rtag))
 			other_tag_same_repo = 1;
 	}
@@ -103,7 +103,7 @@ void cri_rmi_partition(const char *ref, const struct cri_image *img, const char 
 		sb_reset(&ignored);
 		if (id)
 			mine = 1;
-		else if (!parsed || ic_imageref_parse(e, &h, &ignored) < 0 || !same_repo(&r, &h))
+		else if (!parsed || imageref_parse(e, &h, &ignored) < 0 || !same_repo(&r, &h))
 			mine = 0;
 		else if (!rtag[0])          /* repo@digest asked: every reference of that repository */
 			mine = 1;

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "ic_controller_int.h"
-#include "ic_imageref.h"
+#include "util/imageref.h"
 #include "ic_jobs.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -48,11 +48,11 @@ void ic_state_del(struct ic_controller *ctl, const char *key)
 
 void ic_recent_note(struct ic_controller *ctl, const char *node, const char *image, int present)
 {
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf key = STRBUF_INIT, err = STRBUF_INIT;
 	sb_addf(&key, "%s\n", node);
-	if (ic_imageref_parse(image, &r, &err) == 0)
-		ic_imageref_canonical(&r, &key);
+	if (imageref_parse(image, &r, &err) == 0)
+		imageref_canonical(&r, &key);
 	else
 		sb_adds(&key, image);
 	int64_t now = kf_now_ms();

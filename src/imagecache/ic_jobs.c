@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ic_imageref.h"
+#include "util/imageref.h"
 #include "util/util.h"
 
 const char *ic_job_pull_policy(const char *flag, const char *image)
@@ -14,9 +14,9 @@ const char *ic_job_pull_policy(const char *flag, const char *image)
 		return "Always";
 	if (strcmp(flag, "IfNotPresent"))
 		return "IfNotPresent";
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf err = STRBUF_INIT;
-	int floating = ic_imageref_parse(image, &r, &err) == 0 ? ic_imageref_is_floating(&r) : 0;
+	int floating = imageref_parse(image, &r, &err) == 0 ? imageref_is_floating(&r) : 0;
 	sb_release(&err);
 	return floating ? "Always" : "IfNotPresent";
 }
@@ -25,18 +25,18 @@ int ic_pull_needed(const char *flag, const char *image, json_t *node)
 {
 	if (strcmp(flag, "IfNotPresent"))
 		return 1;
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf err = STRBUF_INIT;
-	int ok = ic_imageref_parse(image, &r, &err) == 0;
+	int ok = imageref_parse(image, &r, &err) == 0;
 	sb_release(&err);
-	if (!ok || ic_imageref_is_floating(&r))
+	if (!ok || imageref_is_floating(&r))
 		return 1;
 	json_t *images = kf_jget(node, "status", "images", NULL);
 	size_t i, j;
 	json_t *img, *name;
 	json_array_foreach(images, i, img) {
 		json_array_foreach(json_object_get(img, "names"), j, name) {
-			if (json_is_string(name) && ic_imageref_matches(&r, json_string_value(name)))
+			if (json_is_string(name) && imageref_matches(&r, json_string_value(name)))
 				return 0;
 		}
 	}

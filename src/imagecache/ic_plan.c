@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "ic_imageref.h"
+#include "util/imageref.h"
 #include "ic_jobs.h"
 #include "util/map.h"
 #include "util/util.h"
@@ -24,10 +24,10 @@ const char *ic_node_hostname(json_t *node)
  * validation step reports those; here they simply compare as written). */
 static void canonical(const char *image, struct strbuf *out)
 {
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf err = STRBUF_INIT;
-	if (ic_imageref_parse(image, &r, &err) == 0)
-		ic_imageref_canonical(&r, out);
+	if (imageref_parse(image, &r, &err) == 0)
+		imageref_canonical(&r, out);
 	else
 		sb_adds(out, image);
 	sb_release(&err);
@@ -35,9 +35,9 @@ static void canonical(const char *image, struct strbuf *out)
 
 static int is_floating(const char *image)
 {
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf err = STRBUF_INIT;
-	int f = ic_imageref_parse(image, &r, &err) == 0 && ic_imageref_is_floating(&r);
+	int f = imageref_parse(image, &r, &err) == 0 && imageref_is_floating(&r);
 	sb_release(&err);
 	return f;
 }

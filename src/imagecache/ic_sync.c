@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "ic_controller_int.h"
-#include "ic_imageref.h"
+#include "util/imageref.h"
 #include "ic_jobs.h"
 #include "ic_plan.h"
 #include "ic_tracker.h"
@@ -169,9 +169,9 @@ static json_t *cache_jobs(struct ic_controller *ctl, json_t *obj)
 
 static int same_image(const char *a, const char *b)
 {
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf err = STRBUF_INIT;
-	int m = ic_imageref_parse(a, &r, &err) == 0 ? ic_imageref_matches(&r, b) : !strcmp(a, b);
+	int m = imageref_parse(a, &r, &err) == 0 ? imageref_matches(&r, b) : !strcmp(a, b);
 	sb_release(&err);
 	return m;
 }

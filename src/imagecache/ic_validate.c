@@ -29,7 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ic_imageref.h"
+#include "util/imageref.h"
 #include "util/util.h"
 
 /* Size limits. The API server caps an object at about 1.5 MiB in etcd (3 MiB request), so these are far
@@ -320,11 +320,11 @@ static int image_rules(const struct ic_spec *spec, const struct ic_spec *old, st
 	for (size_t i = 0; i < spec->n_lists && !rc; i++) {
 		const struct ic_list *l = &spec->lists[i];
 		for (size_t j = 0; j < l->n_images; j++) {
-			struct ic_imageref ref;
+			struct imageref ref;
 			if (strset_has(&known, l->images[j]))
 				continue;
 			sb_reset(&why);
-			if (ic_imageref_parse(l->images[j], &ref, &why) < 0) {
+			if (imageref_parse(l->images[j], &ref, &why) < 0) {
 				sb_addf(msg, "spec.cacheSpec[%zu].images[%zu]: invalid image reference ", i, j);
 				add_quoted(msg, l->images[j]);
 				sb_addf(msg, ": %s", why.buf);

@@ -24,7 +24,7 @@ cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -fno-strict-aliasing -fsanitize=fuzzer,add
         -fno-sanitize-recover=all -fno-omit-frame-pointer -Wall -Wextra -Werror -I"$root/src")
 read -r -a jansson <<<"$(pkg-config --cflags --libs jansson)"
 common=(util/strbuf.c util/util.c util/log.c util/base64.c
-        imagecache/ic_types.c imagecache/ic_imageref.c imagecache/ic_validate.c)
+        imagecache/ic_types.c util/imageref.c imagecache/ic_validate.c)
 declare -A extra=([admission]="webhook/wh_admission.c" [imagecache]="")
 declare -A seeds=([admission]="$root/tests/unit/data/webhook $root/tests/fuzz/seeds/admission"
                   [imagecache]="$root/tests/fuzz/seeds/imagecache")

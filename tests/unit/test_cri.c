@@ -16,7 +16,7 @@
 #include "cri_api.pb-c.h"
 #include "cri_containerd.pb-c.h"
 #include "cri_grpc.h"
-#include "imagecache/ic_imageref.h"
+#include "util/imageref.h"
 #include "util/util.h"
 
 #define ID_A "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -173,12 +173,12 @@ struct fake {
 
 static void canon(const char *ref, struct strbuf *out)
 {
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf e = STRBUF_INIT;
-	if (!strncmp(ref, "sha256:", 7) || ic_imageref_parse(ref, &r, &e) < 0)
+	if (!strncmp(ref, "sha256:", 7) || imageref_parse(ref, &r, &e) < 0)
 		sb_adds(out, ref);
 	else
-		ic_imageref_canonical(&r, out);
+		imageref_canonical(&r, out);
 	sb_release(&e);
 }
 

@@ -1,4 +1,4 @@
-/* ic_imageref.c - image reference parsing and normalisation; see ic_imageref.h for the rules.
+/* imageref.c - image reference parsing and normalisation; see ic_imageref.h for the rules.
  *
  * The grammar, from distribution/reference:
  *   reference  := name [ ":" tag ] [ "@" digest ]
@@ -9,7 +9,7 @@
  *   tag        := [\w][\w.-]{0,127}
  *   digest     := algorithm ":" hex   algorithm := [A-Za-z][A-Za-z0-9]* ([+._-][A-Za-z][A-Za-z0-9]*)*
  *                 hex >= 32 chars; sha256 exactly 64, sha384 96, sha512 128, lowercase */
-#include "ic_imageref.h"
+#include "imageref.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -174,7 +174,7 @@ bad_alg:
 	return -1;
 }
 
-int ic_imageref_parse(const char *s, struct ic_imageref *out, struct strbuf *err)
+int imageref_parse(const char *s, struct imageref *out, struct strbuf *err)
 {
 	memset(out, 0, sizeof *out);
 	if (!s || !*s) {
@@ -182,8 +182,8 @@ int ic_imageref_parse(const char *s, struct ic_imageref *out, struct strbuf *err
 		return -1;
 	}
 	size_t len = strlen(s);
-	if (len > IC_IMAGEREF_MAX) {
-		sb_addf(err, "image reference is %zu characters long, the limit is %d", len, IC_IMAGEREF_MAX);
+	if (len > IMAGEREF_MAX) {
+		sb_addf(err, "image reference is %zu characters long, the limit is %d", len, IMAGEREF_MAX);
 		return -1;
 	}
 	for (size_t i = 0; i < len; i++) {
@@ -295,14 +295,14 @@ int ic_imageref_parse(const char *s, struct ic_imageref *out, struct strbuf *err
 	return 0;
 }
 
-void ic_imageref_name(const struct ic_imageref *r, struct strbuf *out)
+void imageref_name(const struct imageref *r, struct strbuf *out)
 {
 	sb_addf(out, "%s/%s", r->domain, r->path);
 }
 
-void ic_imageref_canonical(const struct ic_imageref *r, struct strbuf *out)
+void imageref_canonical(const struct imageref *r, struct strbuf *out)
 {
-	ic_imageref_name(r, out);
+	imageref_name(r, out);
 	if (r->tag[0])
 		sb_addf(out, ":%s", r->tag);
 	else if (!r->digest[0])
@@ -311,16 +311,16 @@ void ic_imageref_canonical(const struct ic_imageref *r, struct strbuf *out)
 		sb_addf(out, "@%s", r->digest);
 }
 
-int ic_imageref_is_floating(const struct ic_imageref *r)
+int imageref_is_floating(const struct imageref *r)
 {
 	return !r->digest[0] && (!r->tag[0] || !strcmp(r->tag, "latest"));
 }
 
-int ic_imageref_matches(const struct ic_imageref *want, const char *have)
+int imageref_matches(const struct imageref *want, const char *have)
 {
-	struct ic_imageref h;
+	struct imageref h;
 	struct strbuf ignored = STRBUF_INIT;
-	int ok = ic_imageref_parse(have, &h, &ignored) == 0;
+	int ok = imageref_parse(have, &h, &ignored) == 0;
 	sb_release(&ignored);
 	if (!ok || strcmp(want->domain, h.domain) || strcmp(want->path, h.path))
 		return 0;

@@ -1,4 +1,4 @@
-/* ic_imageref.h - container image references, parsed by the grammar of the distribution project
+/* imageref.h - container image references, parsed by the grammar of the distribution project
  * (github.com/distribution/reference) and normalised the way containerd, CRI and the kubelet do:
  *
  *   busybox               -> docker.io/library/busybox            (no tag: implicitly :latest)
@@ -10,16 +10,16 @@
  * Upstream kube-fledged never parsed references: it treated "host:5000/app" as tagged and found images on a
  * node by substring search (nginx:1.2 "matched" nginx:1.23). We parse, so the webhook can reject bad
  * references naming the problem, and the controller can tell exactly whether a node has an image. */
-#ifndef IC_IMAGEREF_H
-#define IC_IMAGEREF_H
+#ifndef KF_IMAGEREF_H
+#define KF_IMAGEREF_H
 
 #include <stddef.h>
 
-#include "util/strbuf.h"
+#include "strbuf.h"
 
-#define IC_IMAGEREF_MAX 4096 /* longest reference accepted (name <= 255, tag <= 128, digest <= ~200) */
+#define IMAGEREF_MAX 4096 /* longest reference accepted (name <= 255, tag <= 128, digest <= ~200) */
 
-struct ic_imageref {
+struct imageref {
 	char domain[256]; /* "docker.io", "127.0.0.1:5001", "[::1]:5000" */
 	char path[256];   /* "library/busybox" */
 	char tag[129];    /* "1.36", or "" when absent */
@@ -29,20 +29,20 @@ struct ic_imageref {
 /* Parses s. Returns 0, or -1 with a reason appended to err (without the image itself, so callers can say
  * `image "X": <reason>`), e.g. "repository name must be lowercase", "invalid tag \"v1!\"",
  * "invalid digest: sha256 needs 64 hex characters". */
-int ic_imageref_parse(const char *s, struct ic_imageref *out, struct strbuf *err);
+int imageref_parse(const char *s, struct imageref *out, struct strbuf *err);
 
 /* "domain/path[:tag][@digest]" with nothing implied: busybox -> docker.io/library/busybox. */
-void ic_imageref_name(const struct ic_imageref *r, struct strbuf *out);
+void imageref_name(const struct imageref *r, struct strbuf *out);
 /* The fully qualified form a runtime reports: the name plus ":tag" if tagged, "@digest" if it has a digest;
  * ":latest" when it has neither (what a pull of an untagged name fetches). */
-void ic_imageref_canonical(const struct ic_imageref *r, struct strbuf *out);
+void imageref_canonical(const struct imageref *r, struct strbuf *out);
 /* 1 when the reference floats: no digest and the tag is absent or "latest" (upstream re-pulls these). */
-int ic_imageref_is_floating(const struct ic_imageref *r);
+int imageref_is_floating(const struct imageref *r);
 
 /* 1 when `have` (a name a runtime or node.status.images reports, e.g. "docker.io/library/nginx:1.23" or
  * "docker.io/library/nginx@sha256:...") is the image `want` asks for: same domain and path, and the same
  * digest (if want has one) or the same tag (want's tag, or "latest" when untagged). Unparseable `have`
  * never matches. */
-int ic_imageref_matches(const struct ic_imageref *want, const char *have);
+int imageref_matches(const struct imageref *want, const char *have);
 
 #endif

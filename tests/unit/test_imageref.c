@@ -1,4 +1,4 @@
-/* test_ic_imageref.c - image reference parsing, normalisation and exact matching. */
+/* test_imageref.c - image reference parsing, normalisation and exact matching. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,16 +6,16 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "imagecache/ic_imageref.h"
+#include "util/imageref.h"
 #include "util/util.h"
 
 static void canonical_is(const char *in, const char *want)
 {
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf err = STRBUF_INIT, out = STRBUF_INIT;
-	if (ic_imageref_parse(in, &r, &err) < 0)
+	if (imageref_parse(in, &r, &err) < 0)
 		fail_msg("parse(%s) failed: %s", in, err.buf);
-	ic_imageref_canonical(&r, &out);
+	imageref_canonical(&r, &out);
 	if (strcmp(out.buf, want))
 		fail_msg("canonical(%s) = %s, want %s", in, out.buf, want);
 	sb_release(&err);
@@ -49,9 +49,9 @@ static void normalises_like_containerd(void **state)
 
 static void rejects(const char *in, const char *reason_part)
 {
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf err = STRBUF_INIT;
-	if (ic_imageref_parse(in, &r, &err) == 0)
+	if (imageref_parse(in, &r, &err) == 0)
 		fail_msg("parse(%s) succeeded, want an error containing \"%s\"", in, reason_part);
 	if (!strstr(err.buf, reason_part))
 		fail_msg("parse(%s) error \"%s\" does not mention \"%s\"", in, err.buf, reason_part);
@@ -100,11 +100,11 @@ static void rejects_bad_references_with_reasons(void **state)
 
 static int matches(const char *want, const char *have)
 {
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf err = STRBUF_INIT;
-	assert_int_equal(ic_imageref_parse(want, &r, &err), 0);
+	assert_int_equal(imageref_parse(want, &r, &err), 0);
 	sb_release(&err);
-	return ic_imageref_matches(&r, have);
+	return imageref_matches(&r, have);
 }
 
 static void matching_is_exact_not_substring(void **state)
@@ -133,7 +133,7 @@ static void matching_is_exact_not_substring(void **state)
 static void floating_references(void **state)
 {
 	(void)state;
-	struct ic_imageref r;
+	struct imageref r;
 	struct strbuf err = STRBUF_INIT;
 	static const struct { const char *in; int floating; } cases[] = {
 		{ "busybox", 1 }, { "busybox:latest", 1 }, { "busybox:1.36", 0 },
@@ -143,8 +143,8 @@ static void floating_references(void **state)
 		{ "busybox:latest-alpine", 0 },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		assert_int_equal(ic_imageref_parse(cases[i].in, &r, &err), 0);
-		if (ic_imageref_is_floating(&r) != cases[i].floating)
+		assert_int_equal(imageref_parse(cases[i].in, &r, &err), 0);
+		if (imageref_is_floating(&r) != cases[i].floating)
 			fail_msg("is_floating(%s) != %d", cases[i].in, cases[i].floating);
 	}
 	sb_release(&err);
@@ -158,5 +158,5 @@ int main(void)
 		cmocka_unit_test(matching_is_exact_not_substring),
 		cmocka_unit_test(floating_references),
 	};
-	return cmocka_run_group_tests_name("ic_imageref", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("imageref", tests, NULL, NULL);
 }
