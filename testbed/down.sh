@@ -32,8 +32,10 @@ done
 for p in "${pids[@]}"; do wait "$p" || warn "stopping a node failed"; done
 
 # ---- control plane, then registries ---------------------------------------------------------------
-for c in kube-proxy scheduler controller-manager apiserver etcd registry registry-auth; do
-  if daemon_alive "$c"; then stop_daemon "$c" 30; say "$c stopped"; else rm -f "$(pidfile "$c")"; fi
+# The API server may wait for in-flight requests of clients that are gone (seen: 30 s); its state is in
+# etcd, so 10 s then SIGKILL is plenty. etcd gets longer to sync its WAL.
+for c in kube-proxy:10 scheduler:10 controller-manager:10 apiserver:10 etcd:30 registry:10 registry-auth:10; do
+  if daemon_alive "${c%:*}"; then stop_daemon "${c%:*}" "${c#*:}"; say "${c%:*} stopped"; else rm -f "$(pidfile "${c%:*}")"; fi
 done
 
 # Last resort, for a run/ directory that was lost: a daemon of the kinds up.sh starts whose command line
@@ -68,6 +70,12 @@ remove_cgroup "$CGROUP_ROOT"
 ip link del "$HOST_VETH" 2>/dev/null || true
 if [ -e "$NETNS_PATH" ]; then ip netns del "$NETNS" 2>/dev/null || umount "$NETNS_PATH" 2>/dev/null || true; rm -f "$NETNS_PATH"; fi
 for _ in $(seq 50); do ip link show "$HOST_VETH" >/dev/null 2>&1 || break; sleep 0.1; done
+if [ -e "$RUN/run-netns-created" ] && [ -d /run/netns ] && [ -z "$(ls -A /run/netns)" ]; then
+  # Only when empty: another cluster's (or anybody's) namespace keeps it. umount without -l fails if busy.
+  if grep -q ' /run/netns ' /proc/mounts; then umount /run/netns 2>/dev/null || true; fi
+  rmdir /run/netns 2>/dev/null || true
+fi
+rm -f "$RUN/run-netns-created"
 # Per-node mounts live in the nodes' private mount namespaces and vanish with them; anything visible on
 # the host would be a bug, so unmount it (deepest first) and say so.
 mapfile -t mnts < <(awk -v d="$CLUSTER_DIR" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r)

@@ -35,6 +35,12 @@ for c in etcd containerd runc docker-registry htpasswd ctr nsenter unshare ip ip
 done
 mkdir -p "$RUN" "$STATE" "$LOGS" "$CLUSTER_DIR/nodes"
 exec > >(tee -a "$LOGS/up.log") 2>&1
+# A failed up leaves what it started running, for inspection; down stops it.
+on_exit() {
+  local rc=$?
+  [ $rc = 0 ] || echo "[up] FAILED (exit $rc): the cluster is partly up; logs in $LOGS/; stop it with make cluster-down" >&2
+}
+trap on_exit EXIT
 say "cluster dir $CLUSTER_DIR (id $cluster_id)"
 
 # Nodes already running beyond --nodes stay up and stay in the env file.
@@ -63,6 +69,8 @@ net_up() {
       for o in $(seq 1 250); do subnet_used "$o" || break; done
     fi
     state_set net NET_OCTET "$o"; NET_OCTET=$o
+    # iproute2 makes /run/netns (a bind mount of itself) on first use; down undoes that if it was us.
+    [ -d /run/netns ] || touch "$RUN/run-netns-created"
     ip netns add "$NETNS"
     ip link add "$HOST_VETH" type veth peer name "$NS_VETH" netns "$NETNS"
     ip addr add "10.240.$o.1/24" dev "$HOST_VETH"
