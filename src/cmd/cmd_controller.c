@@ -203,10 +203,16 @@ int cmd_controller(int argc, char **argv)
 	if (leadership_lost)
 		rc = 1;
 	struct ic_controller_stats s;
+	struct kube_client_stats ks;
 	ic_controller_stats(ctl, &s);
-	LOG_INFO("stopped: %llu syncs, %llu operations, %llu Jobs created, %llu deleted, %llu status writes",
+	kube_client_stats(client, &ks);
+	LOG_INFO("stopped: %llu syncs, %llu operations, %llu Jobs created, %llu deleted, %llu status writes; "
+		 "API: %llu requests (%llu watches), %llu transport errors, %llu 4xx, %llu 5xx",
 		 (unsigned long long)s.syncs, (unsigned long long)s.operations, (unsigned long long)s.jobs_created,
-		 (unsigned long long)s.jobs_deleted, (unsigned long long)s.status_writes);
+		 (unsigned long long)s.jobs_deleted, (unsigned long long)s.status_writes,
+		 (unsigned long long)ks.requests, (unsigned long long)ks.watches,
+		 (unsigned long long)ks.errors_transport, (unsigned long long)ks.errors_4xx,
+		 (unsigned long long)ks.errors_5xx);
 	free(default_helper);
 out:
 	ic_controller_free(ctl);

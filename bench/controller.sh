@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Controller benchmark on the local real cluster (make cluster-up; make image):
+#   one ImageCache of N distinct images (default 100) on every node, create -> Succeeded,
+#   divided by the floor: the same node x image Jobs (the golden pull Job that the unit tests pin to the
+#   controller's rendering, tests/unit/data/ic/job-pull.json) created directly by one `kubectl create` and
+#   awaited until all are Complete. Both runs use freshly generated images, so both pull cold.
+# Also: the controller's peak RSS (VmHWM), CPU seconds (utime+stime), threads, and the API requests it made
+# (its own client counters, printed when it stops). Prints figures; asserts nothing.
+#
+#   bench/controller.sh [IMAGES] [ROUNDS]      defaults 100 and 1 (each round: floor, then controller)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/.cluster/env"
+N=${1:-100}; ROUNDS=${2:-1}
+BIN=$ROOT/build/src/kubefledged
+IMAGE=${KF_IMAGE:-$REGISTRY/kubefledged/kubefledged:dev}
+OUT=$ROOT/bench/out; mkdir -p "$OUT"
+NS=kf-bench-$(printf "%04x%04x" $RANDOM $RANDOM)
+GOLDEN=$ROOT/tests/unit/data/ic/job-pull.json
+read -r -a NODES <<< "$KF_NODES"
+CTL_PID=
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+cleanup() {
+  [ -n "$CTL_PID" ] && kill "$CTL_PID" 2>/dev/null || true
+  kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+kubectl apply -f "$ROOT/deploy/kubefledged-crd.yaml" >/dev/null
+kubectl create namespace "$NS" >/dev/null
+echo "bench: $N images x ${#NODES[@]} nodes = $(( N * ${#NODES[@]} )) node-image pairs, namespace $NS, image $IMAGE"
+
+all_complete() { # LABEL COUNT
+  local done
+  done=$(kubectl -n "$NS" get jobs -l "$1" -o jsonpath='{range .items[*]}{.status.succeeded}{"\n"}{end}' | grep -c '^1$' || true)
+  [ "$done" -ge "$2" ]
+}
+
+floor_run() { # round
+  local tag=raw$1 imgs list t0 t1
+  mapfile -t imgs < <("$ROOT/testbed/images.sh" gen "bench/$tag-$NS" "$N" 2>/dev/null)
+  list=$OUT/$tag.json
+  # the controller's pull Job, without the owner reference, labelled for this run
+  jq -c --arg ns "$NS" --arg run "$tag" --arg busybox "$IMAGE" --argjson imgs "$(printf '%s\n' "${imgs[@]}" | jq -R . | jq -s .)" \
+        --argjson nodes "$(printf '%s\n' "${NODES[@]}" | jq -R . | jq -s .)" '
+    . as $job | {apiVersion: "v1", kind: "List", items: [
+      $nodes[] as $n | $imgs[] as $i | $job
+      | .metadata = {generateName: "raw-", namespace: $ns, labels: {app: "rawjobs", run: $run}}
+      | .spec.template.metadata = {labels: {app: "rawjobs", run: $run}}
+      | .spec.template.spec.nodeSelector = {"kubernetes.io/hostname": $n}
+      | .spec.template.spec.initContainers[0].image = $busybox
+      | .spec.template.spec.containers[0].image = $i
+      | del(.spec.template.spec.imagePullSecrets)]}' "$GOLDEN" > "$list"
+  t0=$(now)
+  kubectl create -f "$list" >/dev/null
+  until all_complete "run=$tag" "$(( N * ${#NODES[@]} ))"; do sleep 0.5; done
+  t1=$(now)
+  FLOOR=$(secs "$t0" "$t1")
+  echo "floor round $1: $(( N * ${#NODES[@]} )) Jobs created directly and Complete in ${FLOOR}s"
+  kubectl -n "$NS" delete jobs -l "run=$tag" --wait=false >/dev/null
+}
+
+proc_field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+controller_run() { # round
+  local tag=kf$1 imgs t0 t1 log=$OUT/controller-$1.log status
+  mapfile -t imgs < <("$ROOT/testbed/images.sh" gen "bench/$tag-$NS" "$N" 2>/dev/null)
+  BUSYBOX_IMAGE=$IMAGE KUBEFLEDGED_CRI_CLIENT_IMAGE=$IMAGE KUBEFLEDGED_NAMESPACE=$NS \
+    "$BIN" controller --kubeconfig="$KUBECONFIG" --leader-elect=false > "$log" 2>&1 &
+  CTL_PID=$!
+  sleep 3
+  local idle_rss idle_cpu
+  idle_rss=$(proc_field "$CTL_PID" VmRSS); idle_cpu=$(cpu_s "$CTL_PID")
+  jq -n --arg ns "$NS" --argjson imgs "$(printf '%s\n' "${imgs[@]}" | jq -R . | jq -s .)" \
+    '{apiVersion: "kubefledged.io/v1alpha2", kind: "ImageCache", metadata: {name: "bench", namespace: $ns},
+      spec: {cacheSpec: [{images: $imgs}]}}' > "$OUT/$tag-ic.json"
+  t0=$(now)
+  kubectl create -f "$OUT/$tag-ic.json" >/dev/null
+  while :; do
+    status=$(kubectl -n "$NS" get imagecache bench -o jsonpath='{.status.status}')
+    case "$status" in Succeeded|Failed|NoImagesPulledOrDeleted) break ;; esac
+    sleep 0.2
+  done
+  t1=$(now)
+  KF=$(secs "$t0" "$t1")
+  local hwm threads cpu
+  hwm=$(proc_field "$CTL_PID" VmHWM); threads=$(proc_field "$CTL_PID" Threads); cpu=$(cpu_s "$CTL_PID")
+  kill -TERM "$CTL_PID"; wait "$CTL_PID" || true; CTL_PID=
+  echo "controller round $1: ImageCache of $N images -> $status in ${KF}s"
+  echo "  controller: RSS idle $idle_rss kB, peak (VmHWM) $hwm kB, CPU $idle_cpu s idle -> $cpu s total, $threads threads"
+  echo "  $(grep -o 'stopped: .*' "$log")"
+  kubectl -n "$NS" delete imagecache bench --wait=false >/dev/null
+}
+
+for r in $(seq "$ROUNDS"); do
+  floor_run "$r"
+  controller_run "$r"
+  echo "round $r: ratio controller / floor = $(awk -v a="$KF" -v b="$FLOOR" 'BEGIN { printf "%.2f", a / b }') (target <= 1.3)"
+done
