@@ -11,6 +11,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +207,20 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 	atomic_fetch_sub(&s->inflight, 1);
 }
 
+/* Replies are small and written in more than one piece (TLS records for headers and body): without
+ * TCP_NODELAY, Nagle's algorithm holds the last piece until the client's delayed ACK, up to 40 ms. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls, (void)socket_context;
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int one = 1;
+	if (ci)
+		setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
@@ -301,7 +316,8 @@ struct wh_server *wh_server_start(const struct wh_server_opts *o, struct strbuf 
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->max_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->idle_timeout_s,
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(o->threads > 1 ? o->threads : 0),
-				MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+				MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+				s, MHD_OPTION_END);
 	if (!s->d) {
 		sb_addf(err, "cannot start the HTTPS server on port %d (libmicrohttpd refused the configuration)",
 			s->port);
