@@ -78,3 +78,31 @@ bench: build
 
 clean:
 	rm -rf build build-asan
+
+# ---- deployment: kube-fledged into a cluster (the test bed's when .cluster/env exists), see docs/deploy.md ----
+IMAGE ?=
+HELM_RELEASE ?= kube-fledged
+HELM_NAMESPACE ?= kube-fledged
+HELM_ARGS ?=
+.PHONY: deploy-using-yaml remove-kubefledged helm-lint helm-install helm-uninstall
+
+## deploy-using-yaml  install from deploy/ (IMAGE=ref; default on the test bed: $REGISTRY/kubefledged/kubefledged:$(IMAGE_TAG)); re-run safely
+deploy-using-yaml:
+	@IMAGE='$(IMAGE)' IMAGE_TAG='$(IMAGE_TAG)' hack/deploy.sh yaml-apply
+
+## remove-kubefledged delete what deploy-using-yaml made; the CRD last, which deletes every ImageCache
+remove-kubefledged:
+	@hack/deploy.sh yaml-remove
+
+## helm-lint        helm lint + template of charts/kube-fledged; its CRD must equal deploy/'s
+helm-lint:
+	@hack/deploy.sh helm-lint
+
+## helm-install     helm upgrade --install (HELM_RELEASE, HELM_NAMESPACE, HELM_ARGS='--set ...', IMAGE=repo:tag)
+helm-install:
+	@IMAGE='$(IMAGE)' IMAGE_TAG='$(IMAGE_TAG)' HELM_RELEASE='$(HELM_RELEASE)' HELM_NAMESPACE='$(HELM_NAMESPACE)' \
+	  HELM_ARGS='$(HELM_ARGS)' hack/deploy.sh helm-install
+
+## helm-uninstall   helm uninstall HELM_RELEASE (the CRD stays, as Helm does)
+helm-uninstall:
+	@HELM_RELEASE='$(HELM_RELEASE)' HELM_NAMESPACE='$(HELM_NAMESPACE)' hack/deploy.sh helm-uninstall

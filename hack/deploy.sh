@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# deploy.sh - installs kube-fledged into a cluster, or removes it: what the Makefile's deploy targets run.
+#
+#   hack/deploy.sh yaml-apply      make deploy-using-yaml: apply every manifest of deploy/ (upstream's file
+#                                  and object names) in order, wait for both rollouts and for the webhook's
+#                                  caBundle; safe to run again at any time (an upgrade, or a repair: nothing
+#                                  is deleted, the webhook's CA is kept)
+#   hack/deploy.sh yaml-remove     make remove-kubefledged: delete what yaml-apply created: the webhook
+#                                  configuration, the namespace kube-fledged (with the certificate Secret and
+#                                  the Lease), the cluster roles and bindings labelled app=kubefledged, and
+#                                  the CRD last (which deletes every ImageCache in the cluster; cached images
+#                                  stay on the nodes)
+#   hack/deploy.sh helm-lint       make helm-lint: the chart's CRD equals deploy/'s, helm lint, helm template
+#                                  with the defaults and with every switch flipped
+#   hack/deploy.sh helm-install    make helm-install: helm upgrade --install of charts/kube-fledged, then wait
+#                                  for the webhook's caBundle
+#   hack/deploy.sh helm-uninstall  make helm-uninstall: helm uninstall --wait (the CRD stays, as Helm does)
+#
+# IMAGE=ref    the kubefledged image for the controller, the webhook and the Jobs' helpers. yaml-apply puts
+#              it in place of the placeholder docker.io/kubefledged/kubefledged:v0.1.0 on the fly (the files
+#              are not edited); helm-install sets image.repository and image.tag from it. Default: on the
+#              test bed $REGISTRY/kubefledged/kubefledged:$IMAGE_TAG (IMAGE_TAG=dev, pushed by make image),
+#              else the placeholder (yaml) or the chart's default (helm).
+# HELM_RELEASE=kube-fledged  HELM_NAMESPACE=kube-fledged  HELM_ARGS='--set ...'   for the helm-* commands
+# The cluster: the local test bed when its env file was sourced (CLUSTER_DIR), KF_CLUSTER_DIR is set, or no
+# KUBECONFIG is set and .cluster/env exists; otherwise kubectl's current context.
+# ROLLOUT_TIMEOUT=180s   how long to wait for each Deployment
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DEPLOY=$ROOT/deploy
+PLACEHOLDER=docker.io/kubefledged/kubefledged:v0.1.0
+NS=kube-fledged
+VWC=kubefledged-webhook-server
+SECRET=kubefledged-webhook-server-cert
+TIMEOUT=${ROLLOUT_TIMEOUT:-180s}
+
+env_file=
+if [ -n "${KF_CLUSTER_DIR:-}" ]; then env_file=$KF_CLUSTER_DIR/env
+elif [ -n "${CLUSTER_DIR:-}" ]; then env_file=$CLUSTER_DIR/env
+elif [ -z "${KUBECONFIG:-}" ] && [ -f "$ROOT/.cluster/env" ]; then env_file=$ROOT/.cluster/env
+fi
+if [ -n "$env_file" ]; then
+  [ -f "$env_file" ] || { echo "deploy: no $env_file: start the test bed first (make cluster-up)" >&2; exit 1; }
+  # shellcheck disable=SC1090
+  . "$env_file"
+  IMAGE=${IMAGE:-$REGISTRY/kubefledged/kubefledged:${IMAGE_TAG:-dev}}
+fi
+CHART=$ROOT/charts/kube-fledged
+RELEASE=${HELM_RELEASE:-kube-fledged}
+HELM_NS=${HELM_NAMESPACE:-kube-fledged}
+helm() { "$ROOT/hack/helm.sh" "$@"; }
+
+t0=$SECONDS
+say() { printf '[deploy %3ds] %s\n' $((SECONDS - t0)) "$*"; }
+
+# render FILE: the manifest with the image substituted
+render() { sed "s|$PLACEHOLDER|${IMAGE:-$PLACEHOLDER}|g" "$DEPLOY/$1"; }
+apply() {
+  local f
+  for f in "$@"; do render "kubefledged-$f.yaml" | kubectl apply -f -; done
+}
+
+# ca_in_sync NS SECRET VWC: the caBundle is in place when it equals the CA of the webhook's Secret.
+ca_in_sync() {
+  local s v
+  s=$(kubectl -n "$1" get secret "$2" -o jsonpath='{.data.ca\.crt}' 2>/dev/null) || return 1
+  v=$(kubectl get validatingwebhookconfiguration "$3" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' 2>/dev/null) || return 1
+  [ -n "$s" ] && [ "$s" = "$v" ]
+}
+# wait_ca NS SECRET VWC WEBHOOK_SELECTOR
+wait_ca() {
+  local end=$((SECONDS + 60))
+  until ca_in_sync "$1" "$2" "$3"; do
+    if [ $SECONDS -ge $end ]; then
+      echo "deploy: the caBundle of $3 was not set from Secret $1/$2 within 60 s; webhook logs:" >&2
+      kubectl -n "$1" logs -l "$4" --tail=20 >&2 || true
+      exit 1
+    fi
+    sleep 0.5
+  done
+  say "caBundle of $3 = CA of Secret $1/$2"
+}
+
+do_apply() {
+  kubectl version --short >/dev/null 2>&1 || { echo "deploy: the cluster does not answer (kubectl version)" >&2; exit 1; }
+  say "image ${IMAGE:-$PLACEHOLDER}"
+  apply namespace crd
+  kubectl wait --for=condition=Established --timeout=60s crd/imagecaches.kubefledged.io >/dev/null
+  apply serviceaccount-controller role-controller rolebinding-controller clusterrole-controller \
+    clusterrolebinding-controller deployment-controller
+  apply serviceaccount-webhook-server role-webhook-server rolebinding-webhook-server clusterrole-webhook-server \
+    clusterrolebinding-webhook-server service-webhook-server deployment-webhook-server
+  # The webhook configuration goes last, once a replica serves: before that, with failurePolicy Fail, every
+  # ImageCache create or update would be refused. Re-applying it later does not touch the live caBundle.
+  kubectl -n "$NS" rollout status deployment/kubefledged-webhook-server --timeout="$TIMEOUT"
+  say "webhook server ready"
+  apply validatingwebhook
+  wait_ca "$NS" "$SECRET" "$VWC" kubefledged=kubefledged-webhook-server
+  kubectl -n "$NS" rollout status deployment/kubefledged-controller --timeout="$TIMEOUT"
+  say "controller ready"
+  kubectl -n "$NS" get pods -o wide
+}
+
+do_remove() {
+  say "removing kube-fledged"
+  # The webhook configuration first: with failurePolicy Fail and its server gone, it would refuse every
+  # ImageCache create and update in the cluster.
+  kubectl delete validatingwebhookconfiguration -l app=kubefledged --ignore-not-found
+  kubectl delete namespace "$NS" --ignore-not-found --timeout="$TIMEOUT"
+  kubectl delete clusterrolebinding,clusterrole -l app=kubefledged --ignore-not-found
+  say "deleting the CRD imagecaches.kubefledged.io: this deletes every ImageCache in every namespace (and their Jobs);"
+  say "images already cached stay on the nodes (purge a cache before deleting it to remove them)"
+  kubectl delete crd imagecaches.kubefledged.io --ignore-not-found --timeout="$TIMEOUT"
+  say "kube-fledged removed"
+}
+
+helm_lint() {
+  cmp -s "$DEPLOY/kubefledged-crd.yaml" "$CHART/crds/kubefledged-crd.yaml" || {
+    echo "helm-lint: $CHART/crds/kubefledged-crd.yaml differs from deploy/kubefledged-crd.yaml;" \
+      "copy it: cp deploy/kubefledged-crd.yaml charts/kube-fledged/crds/" >&2
+    exit 1
+  }
+  helm lint --strict "$CHART"
+  local out
+  out=$(helm template kube-fledged "$CHART" -n kube-fledged)
+  out+=$(helm template kf "$CHART" -n other --set controller.hostNetwork=true \
+    --set controller.priorityClassName=system-cluster-critical --set webhookServer.hostNetwork=true \
+    --set webhookServer.priorityClassName=system-cluster-critical --set webhookServerReplicaCount=3 \
+    --set 'imagePullSecrets[0].name=regcred' --set 'tolerations[0].operator=Exists' --set nodeSelector.a=b \
+    --set 'args.controllerExtraArgs[0]=-v=2' --set args.controllerJobsMaxSurge=10)
+  out+=$(helm template kf "$CHART" --set webhookServer.enable=false --set serviceAccount.create=false \
+    --set clusterRole.create=false --set clusterRoleBinding.create=false)
+  say "helm template: $(grep -c '^kind:' <<< "$out") objects rendered in 3 configurations"
+}
+
+helm_install() {
+  local set=()
+  if [ -n "${IMAGE:-}" ]; then
+    [[ $IMAGE != *@* && ${IMAGE##*:} != */* && $IMAGE == *:* ]] || { echo "deploy: IMAGE must be REPOSITORY:TAG for helm, got $IMAGE" >&2; exit 2; }
+    set=(--set "image.repository=${IMAGE%:*}" --set "image.tag=${IMAGE##*:}")
+  fi
+  say "helm upgrade --install $RELEASE into namespace $HELM_NS${IMAGE:+, image $IMAGE}"
+  # shellcheck disable=SC2086  # HELM_ARGS is a list of words on purpose
+  helm upgrade --install "$RELEASE" "$CHART" -n "$HELM_NS" --create-namespace --wait --timeout "$TIMEOUT" \
+    "${set[@]}" ${HELM_ARGS:-}
+  local vals web vwc secret sel
+  vals=$(helm get values "$RELEASE" -n "$HELM_NS" -a -o json)
+  if [ "$(jq -r '.webhookServer.enable and .validatingWebhook.create and (.args.webhookServerCertFile == "")' <<< "$vals")" = true ]; then
+    web=$(kubectl -n "$HELM_NS" get deploy -l "app.kubernetes.io/instance=$RELEASE" -o name | grep -- '-webhook-server$')
+    vwc=$(kubectl get validatingwebhookconfiguration -l "app.kubernetes.io/instance=$RELEASE" -o jsonpath='{.items[0].metadata.name}')
+    secret=$(kubectl -n "$HELM_NS" get "$web" -o json | jq -r '.spec.template.spec.containers[0].args[] | select(startswith("--tls-secret=")) | sub("--tls-secret="; "")')
+    sel=$(kubectl -n "$HELM_NS" get "$web" -o json | jq -r '.spec.selector.matchLabels | to_entries | map("\(.key)=\(.value)") | join(",")')
+    wait_ca "$HELM_NS" "$secret" "$vwc" "$sel"
+  fi
+  kubectl -n "$HELM_NS" get pods -l "app.kubernetes.io/instance=$RELEASE" -o wide
+}
+
+helm_uninstall() {
+  say "helm uninstall $RELEASE (namespace $HELM_NS)"
+  helm uninstall "$RELEASE" -n "$HELM_NS" --wait --timeout "$TIMEOUT"
+  # --wait covers the release's own objects; their ReplicaSets and pods go with the garbage collector
+  local end=$((SECONDS + 120))
+  while [ -n "$(kubectl -n "$HELM_NS" get replicasets,pods -l "app.kubernetes.io/instance=$RELEASE" -o name 2>/dev/null)" ]; do
+    [ $SECONDS -lt $end ] || { echo "deploy: pods of $RELEASE still there after 120 s" >&2; exit 1; }
+    sleep 0.5
+  done
+  say "release $RELEASE and its pods are gone"
+  say "the CRD imagecaches.kubefledged.io stays (Helm never deletes CRDs; deleting it deletes every ImageCache):"
+  say "  kubectl delete crd imagecaches.kubefledged.io"
+}
+
+case ${1:-} in
+  yaml-apply) do_apply ;;
+  yaml-remove) do_remove ;;
+  helm-lint) helm_lint ;;
+  helm-install) helm_install ;;
+  helm-uninstall) helm_uninstall ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+esac
