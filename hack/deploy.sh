@@ -106,6 +106,11 @@ do_remove() {
   # The webhook configuration first: with failurePolicy Fail and its server gone, it would refuse every
   # ImageCache create and update in the cluster.
   kubectl delete validatingwebhookconfiguration -l app=kubefledged --ignore-not-found
+  # The Deployments first, waiting for their pods: the namespace then goes in one pass of the namespace
+  # controller (about 6 s) instead of several (25 s and more).
+  if kubectl get namespace "$NS" >/dev/null 2>&1; then
+    kubectl -n "$NS" delete deployments -l app=kubefledged --cascade=foreground --wait=true --timeout="$TIMEOUT"
+  fi
   kubectl delete namespace "$NS" --ignore-not-found --timeout="$TIMEOUT"
   kubectl delete clusterrolebinding,clusterrole -l app=kubefledged --ignore-not-found
   say "deleting the CRD imagecaches.kubefledged.io: this deletes every ImageCache in every namespace (and their Jobs);"
