@@ -193,7 +193,11 @@ start_registry() { # NAME PORT [htpasswd]
       printf 'auth:\n  htpasswd:\n    realm: kube-fledged-testbed\n    path: %s\n' "$d/htpasswd"
     fi
   } > "$d/config.yml"
-  start_daemon "$name" docker-registry serve "$d/config.yml"
+  # docker-registry reads REGISTRY_<SECTION>_<KEY> variables as configuration overrides, and .cluster/env
+  # exports REGISTRY, REGISTRY_AUTH, ...: a shell that sourced it would hand the registry a broken config.
+  local unset=() v
+  for v in $(compgen -e); do case $v in REGISTRY*) unset+=(-u "$v") ;; esac; done
+  start_daemon "$name" env "${unset[@]}" docker-registry serve "$d/config.yml"
 }
 start_registry registry "$REGISTRY_PORT"
 start_registry registry-auth "$REGISTRY_AUTH_PORT" htpasswd
@@ -356,6 +360,15 @@ start_containerd() { # N
     sh -c "${binds}exec containerd --config '$d/containerd.toml'"
 }
 
+# restart_containerd N KUBELET_PID: a new containerd in the mount namespace the kubelet still holds (the
+# bind mounts are there); it finds its shims and containers again through the node-local /run/containerd.
+restart_containerd() {
+  local n=$1 kpid=$2 name d
+  name=$(node_name "$n"); d=$(node_dir "$n")
+  start_daemon "containerd-$name" nsenter --mount="/proc/$kpid/ns/mnt" --net="$NETNS_PATH" -- \
+    containerd --config "$d/containerd.toml"
+}
+
 start_kubelet() { # N
   local n=$1 name d cpid
   name=$(node_name "$n"); d=$(node_dir "$n")
@@ -375,8 +388,12 @@ for n in $(seq "$NODES"); do
   if [ -n "$changed" ] && { daemon_alive "containerd-$name" || daemon_alive "kubelet-$name"; }; then
     say "$name: configuration changed, restarting it"; node_stop "$n"
   fi
-  # A node is its containerd plus its kubelet (in containerd's mount namespace): both or neither.
-  if daemon_alive "containerd-$name" && daemon_alive "kubelet-$name"; then continue; fi
+  # The kubelet lives in containerd's mount namespace. One of them alone was stopped (testbed/ctl.sh, a
+  # test): restart just that one, as on a real node; pods keep running. Both gone: clean up, start fresh.
+  if daemon_alive "containerd-$name"; then continue; fi
+  if kpid=$(daemon_pid "kubelet-$name"); then
+    restart_containerd "$n" "$kpid"; continue
+  fi
   node_stop "$n"
   setup_cgroups "$n"
   start_containerd "$n"

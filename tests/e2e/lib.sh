@@ -24,6 +24,12 @@
 #   node_has_image NODE IMAGE       true if IMAGE (full reference, e.g. $REGISTRY/busybox:1) is on NODE
 #   node_rmi NODE IMAGE             remove IMAGE from NODE the way crictl rmi does: every reference to the
 #                                   same image (tags, @sha256 digests, the config id) goes
+#   cluster_stop NAME...            stop processes of the test bed (testbed/ctl.sh stop): apiserver, etcd,
+#                                   controller-manager, scheduler, kube-proxy, registry, registry-auth,
+#                                   kubelet-rk8s-nodeN, containerd-rk8s-nodeN. SIGKILL after 10 s.
+#   cluster_start                   bring every stopped process back and wait until the cluster is ready
+#                                   (testbed/ctl.sh start, i.e. testbed/up.sh); a lone kubelet or containerd
+#                                   comes back alone and the node's pods keep running
 #   job_complete JOB                true if Job JOB in $E2E_NS has condition Complete=True
 #   pod_waiting_reasons SELECTOR    the containers' waiting reasons of pods matching SELECTOR, one per line
 # shellcheck shell=bash
@@ -106,6 +112,13 @@ node_rmi() {
   refs=$(awk -v d="$digest" 'NR > 1 && $3 == d {print $1}' <<< "$out")
   # shellcheck disable=SC2086
   ctr -a "$sock" -n k8s.io images rm $refs >/dev/null
+}
+
+cluster_stop() { KF_CLUSTER_DIR=$CLUSTER_DIR "$E2E_ROOT/testbed/ctl.sh" stop "$@"; }
+cluster_start() {
+  local out=/dev/null
+  [ -z "${E2E_LOG:-}" ] || out=$E2E_LOG.up
+  KF_CLUSTER_DIR=$CLUSTER_DIR "$E2E_ROOT/testbed/ctl.sh" start >> "$out" 2>&1 || fail "cluster_start failed (see $out)"
 }
 
 job_complete() {
