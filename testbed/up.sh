@@ -484,6 +484,15 @@ for n in $(seq "$NODES"); do
 done
 
 # ---- 11. Ready nodes, labels, annotations -----------------------------------------------------------------
+# Node objects of an earlier, larger run of this cluster (etcd keeps them): without a kubelet they stay
+# NotReady forever, pods bound to them never finish, and anything that targets all nodes waits for them.
+# Deleting them lets the pod GC remove their pods.
+stale=$(kubectl get nodes -o name | sed -n 's|^node/rk8s-node\([0-9]*\)$|\1|p' | awk -v n="$NODES" '$1 > n {print "rk8s-node" $1}')
+if [ -n "$stale" ]; then
+  # shellcheck disable=SC2086
+  kubectl delete node $stale >/dev/null
+  say "deleted Node objects of nodes not in this cluster: ${stale//$'\n'/ }"
+fi
 nodes_ready() {
   local ready n
   ready=$(kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}') || return 1

@@ -84,8 +84,14 @@ run_test() { # CASEFILE FUNC
   else
     # Pods first with a 1 s grace period: a shell as PID 1 ignores SIGTERM, and the default 30 s would
     # make every namespace linger.
+    # A test that stopped the API server may have left it down for a while: retry for up to 90 s.
+    local end=$(( SECONDS + 90 ))
+    until kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1; do
+      if [ $SECONDS -ge $end ]; then echo "    (could not delete namespace $ns: API server unreachable)"; break; fi
+      sleep 2
+    done
     kubectl -n "$ns" delete pods --all --grace-period=1 --wait=false >/dev/null 2>&1
-    kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 && deleted_ns+=("$ns")
+    deleted_ns+=("$ns")
   fi
 }
 
