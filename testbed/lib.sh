@@ -47,7 +47,7 @@ wait_for() {
   local desc=$1 timeout=$2; shift 2
   local deadline=$(( $(now_ms) + timeout * 1000 ))
   until "$@" >/dev/null 2>&1; do
-    [ "$(now_ms)" -lt "$deadline" ] || die "timed out after ${timeout}s waiting for $desc"
+    [ "$(now_ms)" -lt "$deadline" ] || die "timed out after ${timeout}s waiting for $desc (logs: $LOGS/)"
     sleep 0.2
   done
 }
