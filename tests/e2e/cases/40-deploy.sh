@@ -289,3 +289,181 @@ test_yaml_status_recorded_while_webhook_down() {
   wait_until 10 ca_synced "$DEP_NS" "$DEP_SECRET" "$DEP_VWC" || fail "caBundle out of sync after the webhook came back"
   kns annotate imagecache ic1 kubefledged.io/e2e-touch=1 >/dev/null || fail "updates still refused after the webhook came back"
 }
+
+# upstream_install IMAGE, upstream_vwc: upstream v0.10's objects and shapes (spec §5.1), with this project's image so that
+# the pods can start: CRD without subresources, ClusterRoles as upstream wrote them, bindings that include the
+# Group system:nodes, a webhook Deployment with an init container, an emptyDir and port 443, `command:` set, a
+# ValidatingWebhookConfiguration with a placeholder caBundle and timeoutSeconds 1, Service targetPort 443.
+upstream_install() {
+  local img=$1
+  jq 'del(.spec.versions[0].subresources, .spec.versions[0].additionalPrinterColumns)' \
+    < <(kubectl create --dry-run=client -o json -f "$E2E_ROOT/deploy/kubefledged-crd.yaml") | kubectl apply -f - >/dev/null
+  kubectl wait --for=condition=Established --timeout=30s crd/imagecaches.kubefledged.io >/dev/null
+  kubectl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: kube-fledged, labels: {app: kubefledged, kubefledged: kubefledged-controller}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: kubefledged-controller, namespace: kube-fledged}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: kubefledged-controller, labels: {app: kubefledged, kubefledged: kubefledged-controller}}
+rules:
+- {apiGroups: [kubefledged.io], resources: [imagecaches], verbs: [get, list, watch, update]}
+- {apiGroups: [kubefledged.io], resources: [imagecaches/status], verbs: [patch]}
+- {apiGroups: [""], resources: [nodes], verbs: [list, watch, get]}
+- {apiGroups: [""], resources: [events], verbs: [get, list, create, update, patch]}
+- {apiGroups: [batch], resources: [jobs], verbs: [get, list, create, delete]}
+- {apiGroups: [""], resources: [pods], verbs: [list, watch, get]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: kubefledged-controller, labels: {app: kubefledged, kubefledged: kubefledged-controller}}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kubefledged-controller}
+subjects:
+- {kind: ServiceAccount, name: kubefledged-controller, namespace: kube-fledged}
+- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:nodes"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: kubefledged-controller, namespace: kube-fledged, labels: {app: kubefledged, component: kubefledged-controller}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {kubefledged: kubefledged-controller}}
+  template:
+    metadata: {labels: {kubefledged: kubefledged-controller, app: kubefledged}}
+    spec:
+      serviceAccountName: kubefledged-controller
+      containers:
+      - name: controller
+        image: $img
+        imagePullPolicy: Always
+        command: [/usr/bin/kubefledged]
+        args: [controller, --stderrthreshold=INFO, --image-pull-deadline-duration=5m, --image-cache-refresh-frequency=15m,
+               --image-pull-policy=IfNotPresent, --leader-elect=false]
+        env:
+        - {name: KUBEFLEDGED_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+        - {name: KUBEFLEDGED_CRI_CLIENT_IMAGE, value: $img}
+        - {name: BUSYBOX_IMAGE, value: $img}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: kubefledged-webhook-server, namespace: kube-fledged}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: kubefledged-webhook-server, labels: {app: kubefledged, kubefledged: kubefledged-webhook-server}}
+rules:
+- {apiGroups: [admissionregistration.k8s.io], resources: [validatingwebhookconfigurations], verbs: [get, update]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: kubefledged-webhook-server, labels: {app: kubefledged, kubefledged: kubefledged-webhook-server}}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kubefledged-webhook-server}
+subjects:
+- {kind: ServiceAccount, name: kubefledged-webhook-server, namespace: kube-fledged}
+- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:nodes"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: kubefledged-webhook-server, namespace: kube-fledged, labels: {app: kubefledged, kubefledged: kubefledged-webhook-server}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {kubefledged: kubefledged-webhook-server}}
+  template:
+    metadata: {labels: {kubefledged: kubefledged-webhook-server, app: kubefledged}}
+    spec:
+      serviceAccountName: kubefledged-webhook-server
+      initContainers:
+      - name: init
+        image: $img
+        command: [/bin/cp, /bin/echo, /var/run/secrets/webhook-server/]
+        volumeMounts: [{name: certkey-volume, mountPath: /var/run/secrets/webhook-server}]
+      containers:
+      - name: webhook-server
+        image: $img
+        command: [/usr/bin/kubefledged]
+        args: [webhook-server, --stderrthreshold=INFO, --cert-file=/var/run/secrets/webhook-server/tls.crt,
+               --key-file=/var/run/secrets/webhook-server/tls.key, --port=443]
+        env: [{name: KUBEFLEDGED_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}]
+        volumeMounts: [{name: certkey-volume, mountPath: /var/run/secrets/webhook-server, readOnly: true}]
+      volumes: [{name: certkey-volume, emptyDir: {}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kubefledged-webhook-server, namespace: kube-fledged, labels: {app: kubefledged, kubefledged: kubefledged-webhook-server}}
+spec:
+  ports: [{name: webhook-server, port: 3443, protocol: TCP, targetPort: 443}]
+  selector: {kubefledged: kubefledged-webhook-server}
+EOF
+}
+upstream_vwc() {
+  kubectl apply -f - >/dev/null <<EOF
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: kubefledged-webhook-server, labels: {app: kubefledged, kubefledged: kubefledged-webhook-server}}
+webhooks:
+- name: validate-image-cache.kubefledged.io
+  admissionReviewVersions: ["v1beta1", "v1"]
+  timeoutSeconds: 1
+  failurePolicy: Fail
+  sideEffects: None
+  clientConfig:
+    service: {namespace: kube-fledged, name: kubefledged-webhook-server, path: /validate-image-cache, port: 3443}
+    caBundle: Zm9vCg==
+  rules:
+  - {operations: ["CREATE", "UPDATE"], apiGroups: ["kubefledged.io"], apiVersions: ["v1alpha2"], resources: ["imagecaches"], scope: Namespaced}
+EOF
+}
+
+# Upgrading an upstream-shaped installation in place with make deploy-using-yaml: every upstream leftover that
+# our manifests drop is gone (system:nodes subjects, init container, emptyDir, command, the placeholder
+# caBundle), the CRD gains its status subresource, an ImageCache written under upstream keeps its status and
+# is served by the new controller, and admission works with the new CA. (The pods run this project's image in
+# upstream's shapes; upstream's own images are not available offline. Its webhook cannot even start: its
+# init container has nothing to write certificates with, which only makes the "before" state realistic:
+# broken TLS.)
+test_yaml_upgrade_from_upstream_shaped_install() {
+  local img out t
+  dep_image_present || fail "$KF_IMAGE is not in the registry: run make image"
+  ! kubectl get namespace "$DEP_NS" >/dev/null 2>&1 || fail "namespace $DEP_NS exists already"
+  defer dep_down
+  img=$(gen_images "$(unique kfe2e/upgrade)" 1)
+  upstream_install "$KF_IMAGE"
+  # an ImageCache as upstream left it: created, its status written through the main resource
+  kapply >/dev/null <<EOF
+apiVersion: kubefledged.io/v1alpha2
+kind: ImageCache
+metadata: {name: ic-old}
+spec: {cacheSpec: [{images: ["$img"]}]}
+status: {status: Succeeded, reason: ImageCacheCreate, message: "All requested images pulled succesfully to respective nodes",
+         startTime: "2026-01-01T00:00:00Z", completionTime: "2026-01-01T00:00:10Z"}
+EOF
+  assert_eq "Succeeded/ImageCacheCreate" "$(ic_status ic-old)"
+  upstream_vwc   # (after the cache: upstream's broken webhook would refuse it)
+
+  timed t _make deploy-using-yaml > "$E2E_LOG.deploy" 2>&1 || { tail -30 "$E2E_LOG.deploy"; fail "make deploy-using-yaml over upstream failed"; }
+  log "make deploy-using-yaml over the upstream-shaped installation: ${t}s"
+  assert_eq "" "$(kubectl get clusterrolebindings -l app=kubefledged -o json | jq -r '.items[].subjects[] | select(.kind != "ServiceAccount") | .name')" \
+    "non-ServiceAccount subjects left (system:nodes)"
+  assert_eq "null null null" "$(kubectl -n "$DEP_NS" get deploy kubefledged-webhook-server -o json |
+    jq -c '.spec.template.spec | [.initContainers, .volumes, .containers[0].command] | map(tostring) | join(" ")' -r)" "webhook Deployment leftovers"
+  assert_eq "null" "$(kubectl -n "$DEP_NS" get deploy kubefledged-controller -o json | jq -c '.spec.template.spec.containers[0].command')" \
+    "controller command left"
+  assert_eq '{"status":{}}' "$(kubectl get crd imagecaches.kubefledged.io -o jsonpath='{.spec.versions[0].subresources}')"
+  assert_eq 5 "$(kubectl get validatingwebhookconfiguration "$DEP_VWC" -o jsonpath='{.webhooks[0].timeoutSeconds}')"
+  ca_synced "$DEP_NS" "$DEP_SECRET" "$DEP_VWC" || fail "caBundle not set from the Secret"
+  # the old cache is served: the new controller's start-up refresh (upstream's too) pulls its image...
+  ic_wait_op ic-old ImageCacheRefresh Succeeded 120
+  for n in $KF_NODES; do images_on "$n" "$img"; done
+  # ... and a purge by annotation (an UPDATE through the new webhook) removes it
+  kns annotate imagecache ic-old kubefledged.io/purge-imagecache= >/dev/null || fail "the new webhook refused an update"
+  ic_wait_op ic-old ImageCachePurge Succeeded 120
+  for n in $KF_NODES; do images_not_on "$n" "$img"; done
+  out=$(ic_apply ic-new <<< "[{\"images\": [\"$img\"]}]" 2>&1) || fail "create refused after the upgrade: $out"
+  assert_not_contains "$out" "x509"
+  ic_wait_op ic-new ImageCacheCreate Succeeded 120
+}
