@@ -110,6 +110,9 @@ do_remove() {
   # controller (about 6 s) instead of several (25 s and more).
   if kubectl get namespace "$NS" >/dev/null 2>&1; then
     kubectl -n "$NS" delete deployments -l app=kubefledged --cascade=foreground --wait=true --timeout="$TIMEOUT"
+    local end=$((SECONDS + 120))
+    while [ -n "$(kubectl -n "$NS" get pods -o name 2>/dev/null)" ] && [ $SECONDS -lt $end ]; do sleep 0.5; done
+    say "kube-fledged's pods are gone"
   fi
   kubectl delete namespace "$NS" --ignore-not-found --timeout="$TIMEOUT"
   kubectl delete clusterrolebinding,clusterrole -l app=kubefledged --ignore-not-found
