@@ -68,7 +68,7 @@ e2e: image
 test:
 	@hack/test.sh
 
-## demo            bring up the cluster and show it working
+## demo            from a fresh machine: cluster, image, make deploy-using-yaml, the sample ImageCache and where its images landed
 demo:
 	@hack/demo.sh
 
