@@ -82,7 +82,7 @@ wait_ca() {
 }
 
 do_apply() {
-  kubectl version --short >/dev/null 2>&1 || { echo "deploy: the cluster does not answer (kubectl version)" >&2; exit 1; }
+  kubectl get --raw /version >/dev/null || { echo "deploy: the cluster does not answer (kubectl get --raw /version)" >&2; exit 1; }
   say "image ${IMAGE:-$PLACEHOLDER}"
   apply namespace crd
   kubectl wait --for=condition=Established --timeout=60s crd/imagecaches.kubefledged.io >/dev/null
