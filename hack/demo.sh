@@ -38,7 +38,8 @@ step deps "dependencies (hack/deps.sh)"
 hack/deps.sh
 step build "build (make build)"
 make --no-print-directory build >/dev/null
-echo "built $(build/src/kubefledged version | head -1)"
+version=$(build/src/kubefledged version)
+echo "built ${version%%$'\n'*}"
 
 step cluster-up "local cluster (make cluster-up)"
 make --no-print-directory cluster-up NODES="${DEMO_NODES:-2}" NODE_LABELS="${DEMO_NODE_LABELS:-2:tier=backend}"

@@ -191,7 +191,8 @@ test_yaml_reapply_restart_rbac_remove() {
   out=$(ic_apply after-stale <<< "[{\"images\": [\"$img\"]}]" 2>&1) || fail "refused after the stale caBundle: $out"
 
   # a webhook pod deleted: the other replica keeps admission up at once; the new pod reuses the CA
-  before=$(kubectl -n "$DEP_NS" get pods -l "$DEP_WH_SEL" -o name | head -1)
+  before=$(kubectl -n "$DEP_NS" get pods -l "$DEP_WH_SEL" -o name)   # (no `| head`: SIGPIPE under pipefail)
+  before=${before%%$'\n'*}
   kubectl -n "$DEP_NS" delete "$before" --wait=false >/dev/null
   out=$(ic_apply during-restart <<< "[{\"images\": [\"$img\"]}]" 2>&1) || fail "refused while one replica restarts: $out"
   timed t wait_until 90 dep_webhooks_ready_are 2 || fail "the webhook did not come back to 2 ready replicas"
