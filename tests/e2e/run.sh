@@ -7,8 +7,9 @@
 # argument keeps the tests whose case file (00-smoke or 00-smoke.sh) or function name (test_x or x)
 # matches; several may be given. Each test runs in its own bash with `set -euo pipefail`, the helpers
 # of tests/e2e/lib.sh, .cluster/env, and a fresh namespace $E2E_NS that is deleted afterwards even when
-# the test fails. Output goes to build/e2e-logs/<case>.<test>.log; on failure the runner appends the
-# namespace's objects and events and prints the log's tail.
+# the test fails; processes of the cluster that a test left stopped are started again. Output goes to
+# build/e2e-logs/<case>.<test>.log; on failure the runner appends the namespace's objects and events
+# and prints the log's tail.
 #
 #   E2E_TEST_TIMEOUT=900   seconds before a test is killed (counts as failed)
 #   E2E_KEEP_NS=1          keep the namespaces of failed tests for inspection
@@ -65,6 +66,15 @@ run_test() { # CASEFILE FUNC
     [ $rc != 124 ] && [ $rc != 137 ] || echo "FAIL: killed after ${TIMEOUT}s (E2E_TEST_TIMEOUT)" >> "$log"
   fi
   local took; took=$(secs $(( $(now_ms) - t )))
+  # A test that stops parts of the cluster (cluster_stop) and fails before cluster_start must not take
+  # every later test down with it: bring back whatever it left stopped.
+  local stopped
+  stopped=$(KF_CLUSTER_DIR=$CLUSTER_DIR "$ROOT/testbed/ctl.sh" status 2>/dev/null | awk '$2 == "stopped" {print $1}' | xargs)
+  if [ -n "$stopped" ]; then
+    echo "=== the test left stopped: $stopped; restarting them" >> "$log"
+    KF_CLUSTER_DIR=$CLUSTER_DIR "$ROOT/testbed/ctl.sh" start >> "$log" 2>&1 ||
+      echo "    (could not restart $stopped: see $log)"
+  fi
   case $rc in
     0) passed=$((passed + 1)); echo "PASS $fn (${took}s)" ;;
     77) skipped=$((skipped + 1)); echo "SKIP $fn (${took}s): $(grep -m1 '^SKIP: ' "$log" | cut -c7-)" ;;

@@ -217,18 +217,17 @@ test_node_labelled_later_gets_images_at_once() {
 _apiserver_ready() { kubectl get --raw /readyz >/dev/null 2>&1; }
 
 test_apiserver_restart_mid_operation_converges() {
-  local img missing pid
+  local img missing
   mapfile -t img < <(gen_images "$(unique kfe2e/apirestart)" 2)
   missing=$REGISTRY/$(unique kfe2e/missing):1
   kf_controller_start --image-pull-deadline-duration=30s
   ic_apply ic1 <<< "[{\"images\": [\"${img[0]}\", \"$missing\"]}]"
   wait_until 30 ic_status_is ic1 Processing || fail "never Processing"
-  pid=$(cat "$CLUSTER_DIR/run/apiserver.pid")
-  log "stopping kube-apiserver (pid $pid)"
-  kill -TERM "$pid"
-  wait_until 30 bash -c "! kill -0 $pid 2>/dev/null"
+  log "stopping kube-apiserver"
+  cluster_stop apiserver
+  kubectl get --raw /readyz >/dev/null 2>&1 && fail "the API server still answers"
   sleep 3
-  "$E2E_ROOT/testbed/up.sh" --nodes "$KF_NODE_COUNT" > "$E2E_LOG.up" 2>&1 || fail "restarting the cluster failed"
+  cluster_start
   wait_until 60 _apiserver_ready
   kill -0 "$KF_CTL_PID" || fail "the controller died with the API server"
   ic_wait_op ic1 ImageCacheCreate Failed 120
