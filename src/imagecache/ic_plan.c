@@ -96,7 +96,7 @@ static void add_task(struct plan *p, const struct ic_plan_input *in, json_t *nod
 			canonical(image, &c);
 			int known = in->recent(in->recent_ud, name, c.buf);
 			sb_release(&c);
-			if (known >= 0)
+			if (known == 0 || (known == 1 && !in->explicit_request))
 				needed = !known;
 		}
 		if (!needed)

@@ -34,6 +34,10 @@ struct ic_plan_input {
 	 * right after a purge would otherwise see deleted images as present. */
 	int (*recent)(void *ud, const char *node, const char *canonical_image);
 	void *recent_ud;
+	/* The user asked for this operation (refresh annotation): a recent pull of ours is no proof of presence,
+	 * since the image may have been removed behind our back since; only the node's status.images counts.
+	 * A recent delete still forces the pull. */
+	int explicit_request;
 };
 
 /* Returns a malloc'd array of *n tasks (free with ic_tasks_free); NULL with *n = 0 when there is nothing. */

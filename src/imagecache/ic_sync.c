@@ -452,7 +452,8 @@ static int start_op(struct ic_controller *ctl, struct ic_cache_state *st, json_t
 	op->annotation = annotation;
 	json_t *nodes = kube_informer_list(ctl->nodes);
 	struct ic_plan_input in = { type, spec, have_applied ? &applied : NULL, nodes, only, n_only,
-				    ctl->o.job.image_pull_policy, ctl->o.cri_socket, ic_recent_lookup, ctl };
+				    ctl->o.job.image_pull_policy, ctl->o.cri_socket, ic_recent_lookup, ctl,
+				    type == IC_OP_REFRESH && annotation != NULL };
 	op->tasks = ic_plan(&in, &op->n);
 	json_decref(nodes);
 	if (have_applied)

@@ -363,6 +363,15 @@ static void plan_trusts_own_recent_actions(void **state)
 				 "rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull present\n");
 	free(got);
 	ic_tasks_free(t, n);
+	/* asked for by the refresh annotation: our own recent pull proves nothing, a recent delete still counts */
+	in.explicit_request = 1;
+	t = ic_plan(&in, &n);
+	got = describe(t, n);
+	assert_string_equal(got, "rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+				 "rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull pending\n");
+	free(got);
+	ic_tasks_free(t, n);
+	in.explicit_request = 0;
 	/* policy Always ignores it */
 	in.pull_policy = "Always";
 	t = ic_plan(&in, &n);
