@@ -57,8 +57,8 @@ cluster-down:
 
 ## image           build the kubefledged image without Docker and push it to the local cluster's registry
 image: build
-	@test -f .cluster/env || { echo "no cluster: run make cluster-up first" >&2; exit 1; }
-	@. .cluster/env && hack/build-image.sh --registry "$$REGISTRY" --repo kubefledged/kubefledged --tag $(IMAGE_TAG)
+	@env=$${KF_CLUSTER_DIR:-.cluster}/env; test -f "$$env" || { echo "no cluster ($$env): run make cluster-up first" >&2; exit 1; }; \
+	. "$$env" && hack/build-image.sh --registry "$$REGISTRY" --repo kubefledged/kubefledged --tag $(IMAGE_TAG)
 
 ## e2e             end-to-end tests against the running local cluster (E2E=case-name to pick)
 e2e: image
