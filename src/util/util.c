@@ -280,3 +280,17 @@ void kf_random_suffix(char *out, size_t n)
 		out[i] = al[rnd[i] % (sizeof al - 1)];
 	out[n] = '\0';
 }
+
+const char *kf_json_type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "object";
+	case JSON_ARRAY: return "array";
+	case JSON_STRING: return "string";
+	case JSON_INTEGER:
+	case JSON_REAL: return "number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "boolean";
+	default: return "null";
+	}
+}

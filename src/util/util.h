@@ -44,6 +44,8 @@ int kf_write_file_atomic(const char *path, const void *data, size_t len, int mod
 json_t *kf_jget(json_t *obj, ...) __attribute__((sentinel));
 /* As kf_jget, but returns the string value or NULL when missing or not a string. */
 const char *kf_jstr(json_t *obj, ...) __attribute__((sentinel));
+/* The JSON type of v in words for error messages: "object", "array", "string", "number", "boolean", "null". */
+const char *kf_json_type_name(const json_t *v);
 
 /* A lowercase alphanumeric random suffix of n chars (n < 32), like Kubernetes generateName. */
 void kf_random_suffix(char *out, size_t n);

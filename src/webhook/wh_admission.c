@@ -87,20 +87,6 @@ void wh_reply_free(struct wh_reply *r)
 	r->body_len = 0;
 }
 
-static const char *type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "object";
-	case JSON_ARRAY: return "array";
-	case JSON_STRING: return "string";
-	case JSON_INTEGER:
-	case JSON_REAL: return "number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "boolean";
-	default: return "null";
-	}
-}
-
 /* request.<key> as a string: "" when absent or null; NULL (with err) when of another type. */
 static const char *req_string(json_t *req, const char *key, struct strbuf *err)
 {
@@ -108,7 +94,7 @@ static const char *req_string(json_t *req, const char *key, struct strbuf *err)
 	if (!v || json_is_null(v))
 		return "";
 	if (!json_is_string(v)) {
-		sb_addf(err, "request.%s: must be a string, got %s", key, type_name(v));
+		sb_addf(err, "request.%s: must be a string, got %s", key, kf_json_type_name(v));
 		return NULL;
 	}
 	return json_string_value(v);
@@ -121,7 +107,7 @@ static json_t *req_object(json_t *req, const char *key, int *bad, struct strbuf 
 	if (!v || json_is_null(v))
 		return NULL;
 	if (!json_is_object(v)) {
-		sb_addf(err, "request.%s: must be an object, got %s", key, type_name(v));
+		sb_addf(err, "request.%s: must be an object, got %s", key, kf_json_type_name(v));
 		*bad = 1;
 		return NULL;
 	}
@@ -208,7 +194,7 @@ void wh_review(const char *content_type, const char *body, size_t len, struct wh
 		goto out;
 	}
 	if (!json_is_object(root)) {
-		sb_addf(&err, "Request could not be decoded: want a JSON object, got %s", type_name(root));
+		sb_addf(&err, "Request could not be decoded: want a JSON object, got %s", kf_json_type_name(root));
 		wh_reply_text(out, 400, err.buf);
 		goto out;
 	}
@@ -246,7 +232,7 @@ void wh_review(const char *content_type, const char *body, size_t len, struct wh
 		goto out;
 	}
 	if (!json_is_object(req)) {
-		sb_addf(&err, "Request could not be decoded: request: must be an object, got %s", type_name(req));
+		sb_addf(&err, "Request could not be decoded: request: must be an object, got %s", kf_json_type_name(req));
 		wh_reply_text(out, 400, err.buf);
 		goto out;
 	}
