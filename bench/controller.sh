@@ -5,7 +5,8 @@
 #   controller's rendering, tests/unit/data/ic/job-pull.json) created directly by one `kubectl create` and
 #   awaited until all are Complete. Both runs use freshly generated images, so both pull cold.
 # Also: the controller's peak RSS (VmHWM), CPU seconds (utime+stime), threads, and the API requests it made
-# (its own client counters, printed when it stops). Prints figures; asserts nothing.
+# (its own client counters, printed when it stops), against the memory floor of a bare libcurl HTTPS client
+# of the same API server (bench/rss_floor.c). Prints figures; asserts nothing.
 #
 #   bench/controller.sh [IMAGES] [ROUNDS]      defaults 100 and 1 (each round: floor, then controller)
 set -euo pipefail
@@ -91,9 +92,23 @@ controller_run() { # round
   kill -TERM "$CTL_PID"; wait "$CTL_PID" || true; CTL_PID=
   echo "controller round $1: ImageCache of $N images -> $status in ${KF}s"
   echo "  controller: RSS idle $idle_rss kB, peak (VmHWM) $hwm kB, CPU $idle_cpu s idle -> $cpu s total, $threads threads"
+  echo "  peak RSS: $(awk -v a="$hwm" 'BEGIN { printf "%.1f", a / 1024 }') MiB (target <= 10), $(awk -v a="$hwm" -v b="$RSS_FLOOR" 'BEGIN { printf "%.2f", a / b }') x the bare libcurl client, $(( hwm - RSS_FLOOR )) kB above it"
   echo "  $(grep -o 'stopped: .*' "$log")"
   kubectl -n "$NS" delete imagecache bench --wait=false >/dev/null
 }
+
+# The memory floor: a bare libcurl HTTPS client of the same API server (bench/rss_floor.c), same libraries.
+rss_floor() {
+  local d=$OUT/rss-floor
+  mkdir -p "$d"
+  cc -O2 -Wall -Wextra -o "$d/rss_floor" "$ROOT/bench/rss_floor.c" -lcurl
+  kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > "$d/ca.pem"
+  kubectl config view --raw --minify -o jsonpath='{.users[0].user.client-certificate-data}' | base64 -d > "$d/cert.pem"
+  kubectl config view --raw --minify -o jsonpath='{.users[0].user.client-key-data}' | base64 -d > "$d/key.pem"
+  RSS_FLOOR=$("$d/rss_floor" "$APISERVER_URL/version" "$d/ca.pem" "$d/cert.pem" "$d/key.pem")
+  echo "memory floor: a bare libcurl (OpenSSL) HTTPS client after 3 GETs: VmHWM $RSS_FLOOR kB"
+}
+rss_floor
 
 for r in $(seq "$ROUNDS"); do
   floor_run "$r"
