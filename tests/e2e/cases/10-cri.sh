@@ -239,14 +239,13 @@ test_cri_unreachable_socket_is_named() {
   assert_eq 2 "$rc"
 }
 
-# Docker Engine API, only where a dockerd binary is at hand (docker.io is not installed on test machines;
-# `apt-get download docker.io && dpkg-deb -x` gives one: point KF_DOCKERD at x/usr/sbin/dockerd).
-# dockerd runs on node 1's containerd in its own namespace ("moby"), in a temp dir, stopped by PID.
+# Docker Engine API against a real dockerd: Debian's docker.io, unpacked (not installed) and cached by
+# testbed/dockerd.sh, or KF_DOCKERD=/path/to/dockerd. dockerd runs on node 1's containerd in its own
+# namespace ("moby"), in a temp dir, stopped by PID.
 test_cri_docker_engine_untags_one_reference() {
-  local dockerd=${KF_DOCKERD:-$(command -v dockerd || true)}
-  if [ -z "$dockerd" ] || [ ! -x "$dockerd" ]; then
-    skip "no dockerd (set KF_DOCKERD=/path/to/dockerd)"
-  fi
+  local dockerd=${KF_DOCKERD:-}
+  [ -n "$dockerd" ] || dockerd=$("$E2E_ROOT/testbed/dockerd.sh") || fail "no dockerd: testbed/dockerd.sh failed"
+  [ -x "$dockerd" ] || fail "KF_DOCKERD=$dockerd is not an executable"
   cri_setup || return 1
   local d=$CRI_TMP/dk ref repo pid
   mkdir -p "$d/data" "$d/exec"
