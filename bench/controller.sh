@@ -29,6 +29,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A controller deployed in the cluster (make demo's, a Helm release) would serve the benchmark's cache too.
+others=$(kubectl get pods -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name} {.spec.containers[0].args[0]}{"\n"}{end}' |
+         awk '$2 == "controller" { printf "%s ", $1 }')
+if [ -n "$others" ]; then
+  echo "bench: a kube-fledged controller runs in this cluster (${others% }): remove it first (make remove-kubefledged or helm uninstall)" >&2
+  exit 1
+fi
 kubectl apply -f "$ROOT/deploy/kubefledged-crd.yaml" >/dev/null
 kubectl create namespace "$NS" >/dev/null
 echo "bench: $N images x ${#NODES[@]} nodes = $(( N * ${#NODES[@]} )) node-image pairs, namespace $NS, image $IMAGE"
@@ -80,8 +87,13 @@ controller_run() { # round
       spec: {cacheSpec: [{images: $imgs}]}}' > "$OUT/$tag-ic.json"
   t0=$(now)
   kubectl create -f "$OUT/$tag-ic.json" >/dev/null
+  local anon=0 file=0 a f
   while :; do
     status=$(kubectl -n "$NS" get imagecache bench -o jsonpath='{.status.status}')
+    # VmHWM has no anonymous/file split: sample both while the operation runs
+    a=$(proc_field "$CTL_PID" RssAnon); f=$(proc_field "$CTL_PID" RssFile)
+    [ "$a" -gt "$anon" ] && anon=$a
+    [ "$f" -gt "$file" ] && file=$f
     case "$status" in Succeeded|Failed|NoImagesPulledOrDeleted) break ;; esac
     sleep 0.2
   done
@@ -93,6 +105,7 @@ controller_run() { # round
   echo "controller round $1: ImageCache of $N images -> $status in ${KF}s"
   echo "  controller: RSS idle $idle_rss kB, peak (VmHWM) $hwm kB, CPU $idle_cpu s idle -> $cpu s total, $threads threads"
   echo "  peak RSS: $(awk -v a="$hwm" 'BEGIN { printf "%.1f", a / 1024 }') MiB (target <= 10), $(awk -v a="$hwm" -v b="$RSS_FLOOR" 'BEGIN { printf "%.2f", a / b }') x the bare libcurl client, $(( hwm - RSS_FLOOR )) kB above it"
+  echo "  sampled every 0.2 s: anonymous (heap, stacks) at most $anon kB, file-backed (binary and shared libraries) at most $file kB"
   echo "  $(grep -o 'stopped: .*' "$log")"
   kubectl -n "$NS" delete imagecache bench --wait=false >/dev/null
 }
@@ -105,8 +118,8 @@ rss_floor() {
   kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > "$d/ca.pem"
   kubectl config view --raw --minify -o jsonpath='{.users[0].user.client-certificate-data}' | base64 -d > "$d/cert.pem"
   kubectl config view --raw --minify -o jsonpath='{.users[0].user.client-key-data}' | base64 -d > "$d/key.pem"
-  RSS_FLOOR=$("$d/rss_floor" "$APISERVER_URL/version" "$d/ca.pem" "$d/cert.pem" "$d/key.pem")
-  echo "memory floor: a bare libcurl (OpenSSL) HTTPS client after 3 GETs: VmHWM $RSS_FLOOR kB"
+  read -r RSS_FLOOR ANON_FLOOR < <("$d/rss_floor" "$APISERVER_URL/version" "$d/ca.pem" "$d/cert.pem" "$d/key.pem")
+  echo "memory floor: a bare libcurl (OpenSSL) HTTPS client after 3 GETs: VmHWM $RSS_FLOOR kB, of which anonymous $ANON_FLOOR kB"
 }
 rss_floor
 

@@ -1,5 +1,6 @@
 /* The memory floor of any C client of the API server built on Debian's libcurl (OpenSSL): three HTTPS GETs
- * of /version with the kubeconfig's client certificate, then its own peak RSS (VmHWM) in kB on stdout.
+ * of /version with the kubeconfig's client certificate, then its own peak RSS (VmHWM) and anonymous RSS
+ * (RssAnon) in kB on stdout.
  * bench/controller.sh compares the controller's peak RSS with it; most of either is the shared libraries'
  * pages (libcrypto alone ~4 MiB), which no code of ours can shrink.
  *
@@ -37,14 +38,17 @@ int main(int argc, char **argv)
 	}
 	FILE *f = fopen("/proc/self/status", "r");
 	char line[256];
-	long hwm = -1;
-	while (f && fgets(line, sizeof line, f))
+	long hwm = -1, anon = -1;
+	while (f && fgets(line, sizeof line, f)) {
 		if (!strncmp(line, "VmHWM:", 6))
 			sscanf(line + 6, "%ld", &hwm);
+		if (!strncmp(line, "RssAnon:", 8))
+			sscanf(line + 8, "%ld", &anon);
+	}
 	if (f)
 		fclose(f);
 	curl_easy_cleanup(c);
 	curl_global_cleanup();
-	printf("%ld\n", hwm);
-	return hwm < 0;
+	printf("%ld %ld\n", hwm, anon);
+	return hwm < 0 || anon < 0;
 }
