@@ -10,8 +10,8 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 IMAGE_TAG ?= dev
 
-.PHONY: all deps build image build-asan unit unit-asan unit-valgrind unit-all cluster-up cluster-down e2e test demo \
-        bench clean help
+.PHONY: all deps build image build-asan unit unit-asan unit-valgrind unit-all fuzz cluster-up cluster-down e2e test \
+        demo bench clean help
 
 all: build
 
@@ -47,6 +47,11 @@ unit-valgrind: build
 
 unit-all: unit unit-asan unit-valgrind
 
+## fuzz            libFuzzer on the AdmissionReview and ImageCache decoders, FUZZ_SECONDS per target (make test: 30)
+FUZZ_SECONDS ?= 60
+fuzz:
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 ## cluster-up      start the local real cluster: make cluster-up NODES=3 NODE_LABELS='rk8s-node2:tier=backend'
 cluster-up:
 	@testbed/up.sh --nodes $(NODES) $(if $(NODE_LABELS),--labels '$(NODE_LABELS)')
@@ -77,7 +82,7 @@ bench: build
 	@bench/run.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 # ---- deployment: kube-fledged into a cluster (the test bed's when .cluster/env exists), see docs/deploy.md ----
 IMAGE ?=
