@@ -117,12 +117,13 @@ $(printf '%s\n' "${timings[@]}")
 $(printf '  %-20s %5ds' total $((SECONDS - T0)))
 
 kube-fledged is running on the local cluster. Go on with:
-  . ${CLUSTER/#$ROOT\//}/env      # KUBECONFIG, PATH with kubectl v1.20.2, REGISTRY, NODE1_CRI_SOCKET, ...
-  kubectl -n $NS edit imagecache $IC                                            # add or remove images
-  kubectl -n $NS annotate imagecache $IC kubefledged.io/refresh-imagecache=     # refresh now
-  kubectl -n $NS annotate imagecache $IC kubefledged.io/purge-imagecache=       # delete the images from the nodes
+  . ${CLUSTER/#$ROOT\//}/env   # KUBECONFIG, PATH with kubectl v1.20.2, REGISTRY, NODE1_CRI_SOCKET, ...
+  # add or remove images; refresh now; delete the images from the nodes; what the controller did:
+  kubectl -n $NS edit imagecache $IC
+  kubectl -n $NS annotate imagecache $IC kubefledged.io/refresh-imagecache=
+  kubectl -n $NS annotate imagecache $IC kubefledged.io/purge-imagecache=
   kubectl -n $NS logs deploy/kubefledged-controller
-  testbed/images.sh gen demo/app 5                                              # more images to cache
+  testbed/images.sh gen demo/app 5   # more images to cache
 Clean up:
   make remove-kubefledged   # kube-fledged and its CRD (so every ImageCache); cached images stay on the nodes
   make cluster-down         # the whole cluster: every process, mount, interface and cgroup it made
