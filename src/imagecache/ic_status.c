@@ -38,6 +38,8 @@ void ic_task_clear(struct ic_task *t)
 	free(t->message);
 	free(t->runtime);
 	free(t->socket);
+	free(t->seen_rv);
+	free(t->pull_error);
 	memset(t, 0, sizeof *t);
 }
 

@@ -81,6 +81,9 @@ struct ic_task {
 	char *message;
 	char *runtime;      /* delete tasks: "containerd", "crio" or "docker" (ic_jobs.h) */
 	char *socket;       /* delete tasks: host path of the runtime socket */
+	char *seen_rv;      /* "<Job resourceVersion>/<Pod resourceVersion>" when last found still running, so a
+			     * sync skips the Jobs that did not change since (NULL: not looked at yet) */
+	char *pull_error;   /* pull tasks: the kubelet's last pull error seen on the pod (ic_pull_error), or NULL */
 };
 
 void ic_task_clear(struct ic_task *t);

@@ -622,8 +622,25 @@ static int continue_op(struct ic_controller *ctl, struct ic_cache_state *st, jso
 			json_decref(pod);
 			continue;
 		}
-		char *reason, *message;
-		enum ic_task_state s = ic_job_result(job, pod, &reason, &message);
+		/* Every Pod or Job event of the cache brings a sync: look again only at what changed, so a
+		 * sync costs a lookup per running Job rather than a reading of each (O(Jobs) per event, not
+		 * O(Jobs x fields)). The result is a function of the Job and the Pod alone. */
+		char rv[160], *reason = NULL, *message = NULL;
+		snprintf(rv, sizeof rv, "%s/%s", meta(job, "resourceVersion") ? meta(job, "resourceVersion") : "",
+			 pod && meta(pod, "resourceVersion") ? meta(pod, "resourceVersion") : "-");
+		enum ic_task_state s = IC_TASK_RUNNING;
+		if (!t->seen_rv || strcmp(t->seen_rv, rv)) {
+			s = ic_job_result(job, pod, &reason, &message);
+			if (s == IC_TASK_RUNNING) {
+				free(t->seen_rv);
+				t->seen_rv = xstrdup(rv);
+			}
+			const char *pe = t->action == IC_ACTION_PULL ? ic_pull_error(pod) : NULL;
+			if (pe) {
+				free(t->pull_error);
+				t->pull_error = xstrdup(pe);
+			}
+		}
 		if (s != IC_TASK_RUNNING) {
 			ic_task_set_result(t, s, reason, message);
 			finish_task(ctl, t, ns);

@@ -103,6 +103,19 @@ enum ic_task_state ic_job_result(json_t *job, json_t *pod, char **reason, char *
 	return IC_TASK_RUNNING;
 }
 
+const char *ic_pull_error(json_t *pod)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(kf_jget(pod, "status", "containerStatuses", NULL), i, c) {
+		json_t *w = kf_jget(c, "state", "waiting", NULL);
+		const char *r = kf_jstr(w, "reason", NULL), *m = kf_jstr(w, "message", NULL);
+		if (r && !strcmp(r, "ErrImagePull") && m && *m)
+			return m;
+	}
+	return NULL;
+}
+
 void ic_task_expire(struct ic_task *t, json_t *pod, json_t *events)
 {
 	const char *job = t->job_name ? t->job_name : "";
@@ -148,6 +161,8 @@ void ic_task_expire(struct ic_task *t, json_t *pod, json_t *events)
 			if (r && !strcmp(r, "Failed") && m)
 				sb_addf(&msg, ":%s", m);
 		}
+		if (t->pull_error && !strstr(msg.buf, t->pull_error))
+			sb_addf(&msg, ":%s", t->pull_error);
 	}
 	ic_task_set_result(t, IC_TASK_FAILED, reason ? reason : "", msg.buf);
 	sb_release(&msg);

@@ -24,8 +24,16 @@
  * IC_TASK_RUNNING, IC_TASK_SUCCEEDED or IC_TASK_FAILED; on failure *reason and *message are malloc'd. */
 enum ic_task_state ic_job_result(json_t *job, json_t *pod, char **reason, char **message);
 
+/* The kubelet's pull error for the pod's image container: its waiting message while the reason is
+ * ErrImagePull, else NULL. Borrowed from pod. The pod soon moves on to ImagePullBackOff, whose message only
+ * says "Back-off pulling image ..."; the controller keeps this one in t->pull_error for the deadline report,
+ * so that the cause is known even when the kubelet's Events come late or not at all (the kubelet sends
+ * them at 5 per second, and kube-fledged makes many pods at once). */
+const char *ic_pull_error(json_t *pod);
+
 /* Marks a running task failed at its deadline, with the reason and message described above. events is a
- * JSON array of core/v1 Events about the pod (borrowed; may be NULL), used for pull tasks only. */
+ * JSON array of core/v1 Events about the pod (borrowed; may be NULL), used for pull tasks only; for those,
+ * t->pull_error is appended as ":" + error when neither the waiting message nor the Events hold it. */
 void ic_task_expire(struct ic_task *t, json_t *pod, json_t *events);
 
 #endif

@@ -79,11 +79,12 @@ static void pod_failed_with_two_containers_is_unknown(void **state)
 	json_decref(pod);
 }
 
-static void expire_is(const char *pod_file, int with_events, enum ic_action action, enum ic_task_state want,
-		      const char *want_reason, const char *want_message)
+static void expire_is(const char *pod_file, int with_events, const char *pull_error, enum ic_action action,
+		      enum ic_task_state want, const char *want_reason, const char *want_message)
 {
 	struct ic_task t = { 0 };
 	t.job_name = xstrdup("imagecache1-m1");
+	t.pull_error = pull_error ? xstrdup(pull_error) : NULL;
 	t.action = action;
 	t.state = IC_TASK_RUNNING;
 	json_t *pod = pod_file ? load(pod_file) : NULL;
@@ -100,16 +101,43 @@ static void expire_is(const char *pod_file, int with_events, enum ic_action acti
 static void deadline_reports_like_upstream(void **state)
 {
 	(void)state;
-	expire_is(NULL, 0, IC_ACTION_PULL, IC_TASK_UNKNOWN, "No pods matched job imagecache1-m1",
+	expire_is(NULL, 0, NULL, IC_ACTION_PULL, IC_TASK_UNKNOWN, "No pods matched job imagecache1-m1",
 		  "No pods matched job imagecache1-m1");
-	expire_is("pod-pending.json", 0, IC_ACTION_PULL, IC_TASK_FAILED, "Pending", "Check if node is ready");
+	expire_is("pod-pending.json", 0, NULL, IC_ACTION_PULL, IC_TASK_FAILED, "Pending", "Check if node is ready");
 	/* waiting message, then ":" + each Failed event's message (pull Jobs only) */
-	expire_is("pod-backoff.json", 1, IC_ACTION_PULL, IC_TASK_FAILED, "ImagePullBackOff",
+	expire_is("pod-backoff.json", 1, NULL, IC_ACTION_PULL, IC_TASK_FAILED, "ImagePullBackOff",
 		  "Back-off pulling image \"127.0.0.1:5001/kftest/missing:1\":Failed to pull image "
 		  "\"127.0.0.1:5001/kftest/missing:1\": rpc error: code = NotFound desc = not found:Error: "
 		  "ErrImagePull:Error: ImagePullBackOff");
-	expire_is("pod-backoff.json", 1, IC_ACTION_DELETE, IC_TASK_FAILED, "ImagePullBackOff",
+	expire_is("pod-backoff.json", 1, NULL, IC_ACTION_DELETE, IC_TASK_FAILED, "ImagePullBackOff",
 		  "Back-off pulling image \"127.0.0.1:5001/kftest/missing:1\"");
+}
+
+static void deadline_report_keeps_the_pull_error_seen_earlier(void **state)
+{
+	(void)state;
+	json_t *err_pod = load("pod-errimagepull.json"), *backoff = load("pod-backoff.json");
+	const char *pe = ic_pull_error(err_pod);
+	assert_non_null(pe);
+	assert_non_null(strstr(pe, "127.0.0.1:5001/kftest/missing:1: not found"));
+	assert_null(ic_pull_error(backoff));
+	assert_null(ic_pull_error(NULL));
+	/* the kubelet's Events never came: the error seen on the pod says why */
+	struct strbuf want = STRBUF_INIT;
+	sb_addf(&want, "Back-off pulling image \"127.0.0.1:5001/kftest/missing:1\":%s", pe);
+	expire_is("pod-backoff.json", 0, pe, IC_ACTION_PULL, IC_TASK_FAILED, "ImagePullBackOff", want.buf);
+	/* the Events already carry it: not twice */
+	expire_is("pod-backoff.json", 1, "rpc error: code = NotFound desc = not found", IC_ACTION_PULL, IC_TASK_FAILED,
+		  "ImagePullBackOff",
+		  "Back-off pulling image \"127.0.0.1:5001/kftest/missing:1\":Failed to pull image "
+		  "\"127.0.0.1:5001/kftest/missing:1\": rpc error: code = NotFound desc = not found:Error: "
+		  "ErrImagePull:Error: ImagePullBackOff");
+	/* delete Jobs report as before */
+	expire_is("pod-backoff.json", 0, pe, IC_ACTION_DELETE, IC_TASK_FAILED, "ImagePullBackOff",
+		  "Back-off pulling image \"127.0.0.1:5001/kftest/missing:1\"");
+	sb_release(&want);
+	json_decref(err_pod);
+	json_decref(backoff);
 }
 
 int main(void)
@@ -118,6 +146,7 @@ int main(void)
 		cmocka_unit_test(results_from_job_and_pod),
 		cmocka_unit_test(pod_failed_with_two_containers_is_unknown),
 		cmocka_unit_test(deadline_reports_like_upstream),
+		cmocka_unit_test(deadline_report_keeps_the_pull_error_seen_earlier),
 	};
 	return cmocka_run_group_tests_name("ic_tracker", tests, NULL, NULL);
 }
