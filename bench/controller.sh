@@ -92,8 +92,8 @@ controller_run() { # round
     status=$(kubectl -n "$NS" get imagecache bench -o jsonpath='{.status.status}')
     # VmHWM has no anonymous/file split: sample both while the operation runs
     a=$(proc_field "$CTL_PID" RssAnon); f=$(proc_field "$CTL_PID" RssFile)
-    [ "$a" -gt "$anon" ] && anon=$a
-    [ "$f" -gt "$file" ] && file=$f
+    [ "${a:-0}" -gt "$anon" ] && anon=$a
+    [ "${f:-0}" -gt "$file" ] && file=$f
     case "$status" in Succeeded|Failed|NoImagesPulledOrDeleted) break ;; esac
     sleep 0.2
   done

@@ -626,8 +626,8 @@ static int continue_op(struct ic_controller *ctl, struct ic_cache_state *st, jso
 		 * sync costs a lookup per running Job rather than a reading of each (O(Jobs) per event, not
 		 * O(Jobs x fields)). The result is a function of the Job and the Pod alone. */
 		char rv[160], *reason = NULL, *message = NULL;
-		snprintf(rv, sizeof rv, "%s/%s", meta(job, "resourceVersion") ? meta(job, "resourceVersion") : "",
-			 pod && meta(pod, "resourceVersion") ? meta(pod, "resourceVersion") : "-");
+		const char *job_rv = meta(job, "resourceVersion"), *pod_rv = pod ? meta(pod, "resourceVersion") : NULL;
+		snprintf(rv, sizeof rv, "%s/%s", job_rv ? job_rv : "", pod_rv ? pod_rv : "-");
 		enum ic_task_state s = IC_TASK_RUNNING;
 		if (!t->seen_rv || strcmp(t->seen_rv, rv)) {
 			s = ic_job_result(job, pod, &reason, &message);
