@@ -298,8 +298,9 @@ static void node_delete(void *ud, json_t *node)
 }
 
 /* Nodes are most of a controller's memory (status.images alone is tens of KB): keep only what is used. */
-static json_t *trim_node(json_t *node)
+static json_t *trim_node(void *ud, json_t *node)
 {
+	(void)ud;
 	json_t *m = json_object_get(node, "metadata"), *s = json_object_get(node, "status");
 	json_t *out = json_pack("{s:{s:O*, s:O*, s:O*, s:O*, s:O*}, s:{s:O*, s:{s:O*}}}", "metadata", "name",
 				json_object_get(m, "name"), "uid", json_object_get(m, "uid"), "resourceVersion",
@@ -316,8 +317,9 @@ static json_t *trim_node(json_t *node)
 	return out;
 }
 
-static json_t *trim_pod(json_t *pod)
+static json_t *trim_pod(void *ud, json_t *pod)
 {
+	(void)ud;
 	json_t *m = json_object_get(pod, "metadata");
 	json_t *out = json_pack("{s:{s:O*, s:O*, s:O*, s:O*, s:O*}, s:O*}", "metadata", "name",
 				json_object_get(m, "name"), "namespace", json_object_get(m, "namespace"),
@@ -330,8 +332,9 @@ static json_t *trim_pod(json_t *pod)
 	return out;
 }
 
-static json_t *trim_job(json_t *job)
+static json_t *trim_job(void *ud, json_t *job)
 {
+	(void)ud;
 	json_t *m = json_object_get(job, "metadata");
 	json_t *out = json_pack("{s:{s:O*, s:O*, s:O*, s:O*, s:O*, s:O*, s:O*}, s:O*}", "metadata", "name",
 				json_object_get(m, "name"), "namespace", json_object_get(m, "namespace"),
@@ -343,8 +346,9 @@ static json_t *trim_job(json_t *job)
 	return out;
 }
 
-static json_t *trim_cache(json_t *obj)
+static json_t *trim_cache(void *ud, json_t *obj)
 {
+	(void)ud;
 	json_t *m = json_object_get(obj, "metadata");
 	json_object_del(m, "managedFields");
 	json_t *ann = json_object_get(m, "annotations");

@@ -38,7 +38,8 @@ struct kube_informer {
 	struct kube_client *c;
 	struct kube_resource res; /* strings borrowed from the caller's constant */
 	char *ns, *label_selector, *field_selector;
-	json_t *(*transform)(json_t *obj);
+	json_t *(*transform)(void *ud, json_t *obj);
+	void *transform_ud;
 	int64_t resync_ms;
 	struct kube_informer_handlers h;
 
@@ -187,6 +188,12 @@ json_t *kube_drop_managed_fields(json_t *obj)
 	return obj;
 }
 
+static json_t *drop_managed_fields(void *ud, json_t *obj)
+{
+	(void)ud;
+	return kube_drop_managed_fields(obj);
+}
+
 /* ---- the informer ------------------------------------------------------------------------------------- */
 
 struct kube_informer *kube_informer_new(struct kube_client *c, const struct kube_informer_opts *opts,
@@ -199,7 +206,8 @@ struct kube_informer *kube_informer_new(struct kube_client *c, const struct kube
 	inf->ns = opts->ns && *opts->ns ? xstrdup(opts->ns) : NULL;
 	inf->label_selector = opts->label_selector && *opts->label_selector ? xstrdup(opts->label_selector) : NULL;
 	inf->field_selector = opts->field_selector && *opts->field_selector ? xstrdup(opts->field_selector) : NULL;
-	inf->transform = opts->transform ? opts->transform : kube_drop_managed_fields;
+	inf->transform = opts->transform ? opts->transform : drop_managed_fields;
+	inf->transform_ud = opts->transform_ud;
 	inf->resync_ms = opts->resync_ms > 0 ? opts->resync_ms : 0;
 	if (h)
 		inf->h = *h;
@@ -271,7 +279,7 @@ static json_t *prepare(struct kube_informer *inf, json_t *obj)
 				    *inf->res.group ? json_sprintf("%s/%s", inf->res.group, inf->res.version)
 						    : json_string(inf->res.version));
 	}
-	return inf->transform(obj);
+	return inf->transform(inf->transform_ud, obj);
 }
 
 /* Lists every page into items (transformed). Returns 0 with the list's resourceVersion in *rv_out

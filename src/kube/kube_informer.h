@@ -35,8 +35,9 @@ struct kube_informer_opts {
 	const char *field_selector; /* NULL = none */
 	/* Takes ownership of obj and returns the object to store (may return obj itself after deleting
 	 * fields, or a new object after decref'ing obj). NULL = store as received minus
-	 * metadata.managedFields. */
-	json_t *(*transform)(json_t *obj);
+	 * metadata.managedFields. transform_ud is passed along (e.g. to index what the trimmed object drops). */
+	json_t *(*transform)(void *ud, json_t *obj);
+	void *transform_ud;
 	int64_t resync_ms;          /* 0 = never; else on_update(obj, obj) for every object each period */
 };
 
