@@ -52,7 +52,7 @@ int cmd_controller(int argc, char **argv)
 {
 	int64_t deadline_ms, refresh_ms, lease_ms, renew_ms, retry_ms;
 	char *pull_policy, *sa, *priority, *retention, *cri_socket, *kubeconfig, *master, *context, *lease_name,
-		*lease_ns;
+		*lease_ns, *tolerations_text, *resources_text;
 	int host_network, max_surge, workers, burst, leader_elect, help;
 	double qps;
 	struct flag tab[] = {
@@ -74,7 +74,14 @@ int cmd_controller(int argc, char **argv)
 		{ "cri-socket-path", FLAG_STRING, &cri_socket, "",
 		  "host path of the container runtime socket for delete Jobs on every node (default: the node's "
 		  "kubeadm.alpha.kubernetes.io/cri-socket annotation, else the runtime's usual socket)" },
-		{ "jobs-max-surge", FLAG_INT, &max_surge, "0", "most Jobs running at once; 0 = no limit" },
+		{ "jobs-max-surge", FLAG_INT, &max_surge, "0", "most Jobs in flight at once; 0 = derived from the "
+		  "node count: 20 per node, at least 200, at most 5000" },
+		{ "job-tolerations", FLAG_STRING, &tolerations_text, "[{\"operator\":\"Exists\"}]",
+		  "tolerations of the Job pods, as a JSON array (default: every taint, as upstream, so that an image "
+		  "is cached on every node its list selects, tainted or not)" },
+		{ "job-resources", FLAG_STRING, &resources_text,
+		  "{\"requests\":{\"cpu\":\"10m\",\"memory\":\"16Mi\"},\"limits\":{\"cpu\":\"500m\",\"memory\":\"64Mi\"}}",
+		  "resources of every container of the Job pods, as a JSON object ({} = none)" },
 		{ "workers", FLAG_INT, &workers, "4", "image caches synced in parallel" },
 		{ "kube-api-qps", FLAG_DOUBLE, &qps, "50", "sustained requests per second to the API server "
 		  "(client-go's default, which upstream used, is 5)" },
@@ -100,6 +107,7 @@ int cmd_controller(int argc, char **argv)
 	struct kube_client *client = NULL;
 	struct kube_leader *leader = NULL;
 	struct ic_controller *ctl = NULL;
+	json_t *tolerations = NULL, *resources = NULL;
 	int rc = 1;
 	int npos = flags_parse(tab, argc, argv, &err);
 	if (npos < 0) {
@@ -154,6 +162,21 @@ int cmd_controller(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	json_error_t je;
+	tolerations = json_loads(tolerations_text, 0, &je);
+	if (!json_is_array(tolerations)) {
+		fprintf(stderr, "kubefledged controller: invalid value --job-tolerations=%s: %s\n", tolerations_text,
+			tolerations ? "must be a JSON array of tolerations" : je.text);
+		rc = 2;
+		goto out;
+	}
+	resources = json_loads(resources_text, 0, &je);
+	if (!json_is_object(resources)) {
+		fprintf(stderr, "kubefledged controller: invalid value --job-resources=%s: %s\n", resources_text,
+			resources ? "must be a JSON object like {\"requests\": {\"cpu\": \"10m\"}}" : je.text);
+		rc = 2;
+		goto out;
+	}
 
 #ifdef M_ARENA_MAX
 	/* The controller's threads spend their lives waiting on the network: one malloc arena serves them
@@ -203,9 +226,16 @@ int cmd_controller(int argc, char **argv)
 
 	char *default_helper = xasprintf("kubefledged/kubefledged:%s", kf_version());
 	struct ic_controller_opts o = {
-		.job = { env_or("BUSYBOX_IMAGE", "senthilrch/busybox:1.35.0"),
-			 env_or("KUBEFLEDGED_CRI_CLIENT_IMAGE", default_helper),
-			 pull_policy, sa, priority, host_network, 3600 },
+		.job = { .busybox_image = env_or("BUSYBOX_IMAGE", "senthilrch/busybox:1.35.0"),
+			 .delete_namespace = ns,
+			 .tolerations = tolerations,
+			 .resources = resources,
+			 .cri_client_image = env_or("KUBEFLEDGED_CRI_CLIENT_IMAGE", default_helper),
+			 .image_pull_policy = pull_policy,
+			 .service_account = sa,
+			 .priority_class = priority,
+			 .delete_job_host_network = host_network,
+			 .active_deadline_s = 3600 },
 		.cri_socket = cri_socket,
 		.pull_deadline_ms = deadline_ms,
 		.refresh_ms = refresh_ms,
@@ -232,6 +262,8 @@ int cmd_controller(int argc, char **argv)
 	free(default_helper);
 out:
 	ic_controller_free(ctl);
+	json_decref(tolerations);
+	json_decref(resources);
 	if (leader) {
 		kube_leader_release(leader);
 		kube_leader_free(leader);

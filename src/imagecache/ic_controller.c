@@ -16,45 +16,12 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* ---- state table ---- */
-
-struct ic_cache_state *ic_state_get(struct ic_controller *ctl, const char *key, int create)
-{
-	struct ic_cache_state *st = map_get(&ctl->states, key);
-	if (!st && create) {
-		st = xcalloc(1, sizeof *st);
-		map_put(&ctl->states, key, st);
-	}
-	return st;
-}
-
-static void state_free(void *p)
-{
-	struct ic_cache_state *st = p;
-	if (!st)
-		return;
-	free(st->uid);
-	free(st->written_rv);
-	map_free(&st->new_nodes, NULL);
-	free(st);
-}
-
-void ic_state_del(struct ic_controller *ctl, const char *key)
-{
-	state_free(map_del(&ctl->states, key));
-}
-
 /* ---- what we did lately ---- */
 
-void ic_recent_note(struct ic_controller *ctl, const char *node, const char *image, int present)
+void ic_recent_note(struct ic_controller *ctl, const char *node, const char *canonical, int present)
 {
-	struct imageref r;
-	struct strbuf key = STRBUF_INIT, err = STRBUF_INIT;
-	sb_addf(&key, "%s\n", node);
-	if (imageref_parse(image, &r, &err) == 0)
-		imageref_canonical(&r, &key);
-	else
-		sb_adds(&key, image);
+	struct strbuf key = STRBUF_INIT;
+	sb_addf(&key, "%s\n%s", node, canonical);
 	int64_t now = kf_now_ms();
 	pthread_mutex_lock(&ctl->mu);
 	struct ic_recent *e = map_get(&ctl->recent, key.buf);
@@ -79,7 +46,6 @@ void ic_recent_note(struct ic_controller *ctl, const char *node, const char *ima
 	e->present = present;
 	pthread_mutex_unlock(&ctl->mu);
 	sb_release(&key);
-	sb_release(&err);
 }
 
 int ic_recent_lookup(void *ud, const char *node, const char *canonical_image)
@@ -97,22 +63,6 @@ int ic_recent_lookup(void *ud, const char *node, const char *canonical_image)
 }
 
 /* ---- helpers ---- */
-
-char *ic_job_owner_key(json_t *job, char *buf, size_t n)
-{
-	const char *ns = kf_jstr(job, "metadata", "namespace", NULL);
-	size_t i;
-	json_t *r;
-	json_array_foreach(kf_jget(job, "metadata", "ownerReferences", NULL), i, r) {
-		const char *kind = json_string_value(json_object_get(r, "kind"));
-		const char *name = json_string_value(json_object_get(r, "name"));
-		if (kind && name && ns && !strcmp(kind, IC_KIND) && json_is_true(json_object_get(r, "controller"))) {
-			snprintf(buf, n, "%s/%s", ns, name);
-			return buf;
-		}
-	}
-	return NULL;
-}
 
 static void enqueue_obj(struct ic_controller *ctl, json_t *obj)
 {
@@ -288,13 +238,25 @@ static void node_delete(void *ud, json_t *node)
 {
 	struct ic_controller *ctl = ud;
 	const char *name = kf_jstr(node, "metadata", "name", NULL);
+	struct strbuf keys = STRBUF_INIT;
 	pthread_mutex_lock(&ctl->mu);
 	json_decref(map_del(&ctl->node_labels, name));
 	size_t it = 0;
+	const char *k;
 	void *v;
-	while (map_next(&ctl->states, &it, NULL, &v))
-		map_del(&((struct ic_cache_state *)v)->new_nodes, name);
+	while (map_next(&ctl->states, &it, &k, &v)) {
+		struct ic_cache_state *st = v;
+		map_del(&st->new_nodes, name);
+		if (st->op_running) {
+			/* its tasks on this node can never finish: the sync cancels them */
+			map_put(&st->gone_nodes, name, NULL);
+			sb_add(&keys, k, strlen(k) + 1);
+		}
+	}
 	pthread_mutex_unlock(&ctl->mu);
+	for (size_t off = 0; off < keys.len; off += strlen(keys.buf + off) + 1)
+		kube_wq_add(ctl->q, keys.buf + off);
+	sb_release(&keys);
 }
 
 /* Nodes are most of a controller's memory (status.images alone is tens of KB): keep only what is used. */
@@ -360,8 +322,10 @@ static json_t *trim_cache(void *ud, json_t *obj)
 
 struct ic_controller *ic_controller_new(struct kube_client *c, const struct ic_controller_opts *o)
 {
+	static const volatile int never;
 	struct ic_controller *ctl = xcalloc(1, sizeof *ctl);
 	ctl->c = c;
+	ctl->stop = &never;
 	ctl->o = *o;
 	if (ctl->o.workers <= 0)
 		ctl->o.workers = 4;
@@ -415,23 +379,32 @@ static void *worker(void *arg)
 static void tick_refresh(struct ic_controller *ctl)
 {
 	json_t *caches = kube_informer_list(ctl->caches);
-	size_t i;
+	size_t i, skipped = 0;
 	json_t *c;
 	json_array_foreach(caches, i, c) {
 		char key[512];
 		kube_object_key(c, key, sizeof key);
 		pthread_mutex_lock(&ctl->mu);
-		ic_state_get(ctl, key, 1)->refresh_due = 1;
+		struct ic_cache_state *st = ic_state_get(ctl, key, 1);
+		/* an operation running now re-checks every node already: a refresh right after it would be
+		 * back to back, so this tick is skipped for that cache */
+		int running = st->op_running;
+		if (!running)
+			st->refresh_due = 1;
 		pthread_mutex_unlock(&ctl->mu);
-		kube_wq_add(ctl->q, key);
+		if (running)
+			skipped++;
+		else
+			kube_wq_add(ctl->q, key);
 	}
-	LOG_V(1, "periodic refresh: %zu image caches", json_array_size(caches));
+	LOG_V(1, "periodic refresh: %zu image caches (%zu busy, skipped)", json_array_size(caches), skipped);
 	json_decref(caches);
 }
 
 int ic_controller_run(struct ic_controller *ctl, const volatile int *stop)
 {
 	int rc = -1;
+	ctl->stop = stop;
 	pthread_t *workers = xcalloc((size_t)ctl->o.workers, sizeof *workers);
 	int started = 0;
 	struct kube_informer *infs[] = { ctl->nodes, ctl->jobs, ctl->pods, ctl->caches };
@@ -465,10 +438,15 @@ int ic_controller_run(struct ic_controller *ctl, const volatile int *stop)
 		}
 	/* upstream refreshes at startup, then every period */
 	int64_t next_refresh = ctl->o.refresh_ms > 0 ? kf_now_ms() : INT64_MAX;
+	int64_t next_orphans = kf_now_ms() + 30000;
 	while (!*stop) {
 		if (kf_now_ms() >= next_refresh) {
 			tick_refresh(ctl);
 			next_refresh = kf_now_ms() + ctl->o.refresh_ms;
+		}
+		if (kf_now_ms() >= next_orphans) {
+			ic_jobs_retry_orphans(ctl);
+			next_orphans = kf_now_ms() + 30000;
 		}
 		kf_sleep_ms(200);
 	}
@@ -496,7 +474,9 @@ void ic_controller_free(struct ic_controller *ctl)
 		ic_op_free(ctl, ((struct ic_cache_state *)v)->op);
 		((struct ic_cache_state *)v)->op = NULL;
 	}
-	map_free(&ctl->states, state_free);
+	ic_jobs_retry_orphans(ctl);
+	map_free(&ctl->states, ic_state_free);
+	map_free(&ctl->orphan_jobs, NULL);
 	map_free(&ctl->pod_by_job, decref_value);
 	map_free(&ctl->node_labels, decref_value);
 	map_free(&ctl->recent, free);

@@ -116,58 +116,75 @@ static json_t *restricted_container_ctx(void)
 			 "capabilities", "drop", "ALL");
 }
 
+/* The resources object for a container: --job-resources, or none. */
+static void set_resources(const struct ic_job_opts *o, json_t *container)
+{
+	if (o->resources && json_object_size(o->resources))
+		json_object_set(container, "resources", o->resources);
+}
+
 json_t *ic_job_render(const struct ic_job_opts *o, json_t *cache, const struct ic_spec *spec,
-		      const struct ic_task *t)
+		      const struct ic_taskset *ts, const struct ic_task *t)
 {
 	const char *name = kf_jstr(cache, "metadata", "name", NULL);
-	const char *ns = kf_jstr(cache, "metadata", "namespace", NULL);
+	const char *cache_ns = kf_jstr(cache, "metadata", "namespace", NULL);
 	const char *uid = kf_jstr(cache, "metadata", "uid", NULL);
+	const struct ic_task_node *node = &ts->nodes[t->node];
+	const char *image = ts->images[t->image].image;
 	char label[64];
 	ic_cache_label_value(name ? name : "", label, sizeof label);
 	char *gen = xasprintf("%s-", name ? name : "imagecache");
 	int pull = t->action == IC_ACTION_PULL;
+	const char *ns = !pull && o->delete_namespace && *o->delete_namespace ? o->delete_namespace : cache_ns;
+	int own = ns && cache_ns && !strcmp(ns, cache_ns);
+	char *cache_key = xasprintf("%s/%s", cache_ns ? cache_ns : "", name ? name : "");
 
-	json_t *meta = json_pack("{s:s, s:s, s:o, s:{s:s, s:s, s:s}, s:[{s:s, s:s, s:s, s:s, s:b, s:b}]}",
-				 "generateName", gen, "namespace", ns ? ns : "", "labels", labels(label),
-				 "annotations", IC_ANN_IMAGE, t->image, IC_ANN_NODE, t->node, IC_ANN_ACTION,
-				 pull ? "pull" : "delete", "ownerReferences", "apiVersion", IC_API_VERSION, "kind",
-				 IC_KIND, "name", name ? name : "", "uid", uid ? uid : "", "controller", 1,
-				 "blockOwnerDeletion", 1);
+	json_t *meta = json_pack("{s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s, s:s}}", "generateName", gen, "namespace",
+				 ns ? ns : "", "labels", labels(label), "annotations", IC_ANN_IMAGE, image, IC_ANN_NODE,
+				 node->name, IC_ANN_ACTION, pull ? "pull" : "delete", IC_ANN_CACHE, cache_key,
+				 IC_ANN_CACHE_UID, uid ? uid : "");
+	if (own)
+		json_object_set_new(meta, "ownerReferences",
+				    json_pack("[{s:s, s:s, s:s, s:s, s:b, s:b}]", "apiVersion", IC_API_VERSION, "kind",
+					      IC_KIND, "name", name ? name : "", "uid", uid ? uid : "", "controller", 1,
+					      "blockOwnerDeletion", 1));
 	free(gen);
+	free(cache_key);
 
 	json_t *pod = json_object();
-	json_object_set_new(pod, "nodeSelector", json_pack("{s:s}", "kubernetes.io/hostname", t->hostname));
+	json_object_set_new(pod, "nodeSelector", json_pack("{s:s}", "kubernetes.io/hostname", node->hostname));
 	if (pull) {
 		json_t *mounts = json_pack("[{s:s, s:s}]", "name", "tmp-bin", "mountPath", "/tmp/bin");
-		json_object_set_new(pod, "initContainers",
-				    json_pack("[{s:s, s:s, s:[s,s,s], s:O, s:s, s:o}]", "name", "busybox", "image",
-					      o->busybox_image, "command", "cp", "/bin/echo", "/tmp/bin",
-					      "volumeMounts", mounts, "imagePullPolicy", "IfNotPresent",
-					      "securityContext", restricted_container_ctx()));
-		json_object_set_new(pod, "containers",
-				    json_pack("[{s:s, s:s, s:[s,s], s:o, s:s, s:s, s:o}]", "name", "imagepuller",
-					      "image", t->image, "command", "/tmp/bin/echo",
-					      "Image pulled successfully!", "volumeMounts", mounts, "imagePullPolicy",
-					      ic_job_pull_policy(o->image_pull_policy, t->image),
-					      "terminationMessagePolicy", "FallbackToLogsOnError", "securityContext",
-					      restricted_container_ctx()));
+		json_t *init = json_pack("{s:s, s:s, s:[s,s,s], s:O, s:s, s:o}", "name", "busybox", "image",
+					 o->busybox_image, "command", "cp", "/bin/echo", "/tmp/bin", "volumeMounts",
+					 mounts, "imagePullPolicy", "IfNotPresent", "securityContext",
+					 restricted_container_ctx());
+		json_t *main = json_pack("{s:s, s:s, s:[s,s], s:o, s:s, s:s, s:o}", "name", "imagepuller", "image", image,
+					 "command", "/tmp/bin/echo", "Image pulled successfully!", "volumeMounts", mounts,
+					 "imagePullPolicy", ic_job_pull_policy(o->image_pull_policy, image),
+					 "terminationMessagePolicy", "FallbackToLogsOnError", "securityContext",
+					 restricted_container_ctx());
+		set_resources(o, init);
+		set_resources(o, main);
+		json_object_set_new(pod, "initContainers", json_pack("[o]", init));
+		json_object_set_new(pod, "containers", json_pack("[o]", main));
 		json_object_set_new(pod, "volumes", json_pack("[{s:s, s:{}}]", "name", "tmp-bin", "emptyDir"));
 		json_object_set_new(pod, "automountServiceAccountToken", json_false());
 		json_object_set_new(pod, "securityContext",
 				    json_pack("{s:b, s:i, s:i, s:{s:s}}", "runAsNonRoot", 1, "runAsUser", 65534,
 					      "runAsGroup", 65534, "seccompProfile", "type", "RuntimeDefault"));
 	} else {
-		const char *socket = t->socket ? t->socket : "/run/containerd/containerd.sock";
-		const char *rt = t->runtime && !strcmp(t->runtime, "docker") ? "docker" : "cri";
+		const char *socket = node->socket ? node->socket : "/run/containerd/containerd.sock";
+		const char *rt = node->runtime && !strcmp(node->runtime, "docker") ? "docker" : "cri";
 		char *endpoint = xasprintf("--runtime-endpoint=unix://%s", socket);
 		char *rtflag = xasprintf("--runtime=%s", rt);
-		json_object_set_new(pod, "containers",
-				    json_pack("[{s:s, s:s, s:[s,s,s,s,s,s,s], s:[{s:s, s:s}], s:s, s:s, s:o}]", "name",
-					      "docker-cri-client", "image", o->cri_client_image, "command",
-					      "/usr/bin/kubefledged", "cri", "rmi", endpoint, rtflag, "--", t->image,
-					      "volumeMounts", "name", "runtime-sock", "mountPath", socket,
-					      "imagePullPolicy", "IfNotPresent", "terminationMessagePolicy",
-					      "FallbackToLogsOnError", "securityContext", restricted_container_ctx()));
+		json_t *c = json_pack("{s:s, s:s, s:[s,s,s,s,s,s,s], s:[{s:s, s:s}], s:s, s:s, s:o}", "name",
+				      "docker-cri-client", "image", o->cri_client_image, "command", "/usr/bin/kubefledged",
+				      "cri", "rmi", endpoint, rtflag, "--", image, "volumeMounts", "name", "runtime-sock",
+				      "mountPath", socket, "imagePullPolicy", "IfNotPresent", "terminationMessagePolicy",
+				      "FallbackToLogsOnError", "securityContext", restricted_container_ctx());
+		set_resources(o, c);
+		json_object_set_new(pod, "containers", json_pack("[o]", c));
 		free(endpoint);
 		free(rtflag);
 		json_object_set_new(pod, "volumes", json_pack("[{s:s, s:{s:s, s:s}}]", "name", "runtime-sock",
@@ -181,8 +198,12 @@ json_t *ic_job_render(const struct ic_job_opts *o, json_t *cache, const struct i
 	json_object_set_new(pod, "restartPolicy", json_string("Never"));
 	json_object_set_new(pod, "dnsPolicy", json_string("Default"));
 	json_object_set_new(pod, "enableServiceLinks", json_false());
-	json_object_set_new(pod, "tolerations", json_pack("[{s:s}]", "operator", "Exists"));
-	if (spec && spec->n_pull_secrets) {
+	if (o->tolerations)
+		json_object_set(pod, "tolerations", o->tolerations);
+	else
+		json_object_set_new(pod, "tolerations", json_pack("[{s:s}]", "operator", "Exists"));
+	/* pull secrets: only the pull Job needs them (and only its namespace has them) */
+	if (spec && spec->n_pull_secrets && (pull || own)) {
 		json_t *ps = json_array();
 		for (size_t i = 0; i < spec->n_pull_secrets; i++)
 			json_array_append_new(ps, json_pack("{s:s}", "name", spec->pull_secrets[i]));

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "ic_status.h"
+#include "ic_task.h"
 #include "ic_types.h"
 
 #define IC_LABEL_APP "app"
@@ -33,10 +34,15 @@
 #define IC_ANN_IMAGE "kubefledged.io/image"
 #define IC_ANN_NODE "kubefledged.io/node"
 #define IC_ANN_ACTION "kubefledged.io/action"
+#define IC_ANN_CACHE "kubefledged.io/imagecache"         /* "namespace/name" of the ImageCache (delete Jobs) */
+#define IC_ANN_CACHE_UID "kubefledged.io/imagecache-uid"
 #define IC_NODE_CRI_SOCKET_ANNOTATION "kubeadm.alpha.kubernetes.io/cri-socket"
 
 struct ic_job_opts {
 	const char *busybox_image;       /* BUSYBOX_IMAGE: init container of pull Jobs (needs static cp + echo) */
+	const char *delete_namespace;    /* namespace of delete Jobs: the controller's own ("" = the cache's) */
+	json_t *tolerations;             /* --job-tolerations: JSON array, borrowed; NULL = [{operator: Exists}] */
+	json_t *resources;               /* --job-resources: a container resources object, borrowed; NULL = none */
 	const char *cri_client_image;    /* KUBEFLEDGED_CRI_CLIENT_IMAGE: delete Jobs (runs kubefledged cri rmi) */
 	const char *image_pull_policy;   /* --image-pull-policy */
 	const char *service_account;     /* --service-account-name, "" = namespace default */
@@ -65,9 +71,12 @@ void ic_runtime_detect(json_t *node, const char *flag_socket, const char **runti
  * its first 52 characters, '-', and 10 hex digits of its SHA-256. Written into buf (>= 64 bytes). */
 void ic_cache_label_value(const char *name, char *buf, size_t n);
 
-/* Renders the Job for task t of ImageCache cache (borrowed; metadata.name/namespace/uid are read). spec
- * gives imagePullSecrets. Returns a new object. */
+/* Renders the Job for task t (of set ts) of ImageCache cache (borrowed; metadata.name/namespace/uid are
+ * read). spec gives imagePullSecrets. A pull Job lives in the cache's namespace and is owned by the cache;
+ * a delete Job lives in o->delete_namespace when set (so that no tenant namespace ever holds a pod with
+ * the runtime socket; it needs no pull secret, and an ownerReference cannot cross namespaces, so the
+ * kubefledged.io/imagecache and -uid annotations name its cache). Returns a new object. */
 json_t *ic_job_render(const struct ic_job_opts *o, json_t *cache, const struct ic_spec *spec,
-		      const struct ic_task *t);
+		      const struct ic_taskset *ts, const struct ic_task *t);
 
 #endif

@@ -1,13 +1,14 @@
 /* ic_status.h - the ImageCache status: upstream's vocabulary byte for byte (typos included: clients match
- * on these strings), the operation and task model shared by the planner and the controller, and the pure
- * function that turns an operation's finished tasks into the final status.
+ * on these strings), the operation types, and the pure functions that turn an operation's finished tasks
+ * (ic_task.h) into the final status.
  *
  * The status keeps upstream's fields (status, reason, message, failures, startTime, completionTime) and
  * adds three of ours, which upstream clients simply ignore:
  *   conditions    Ready and Progressing, each with observedGeneration (kubectl wait --for=condition=Ready)
- *   appliedSpec   {cacheSpec: [...]}: the image lists the last completed operation applied. An edit is
- *                 reconciled against it (not against the previous informer copy, upstream's #103), so an
- *                 edit made while Processing or while the controller was down is never lost.
+ *   appliedSpec   {cacheSpec: [...]}: what the nodes hold: the image lists the last completed operation
+ *                 applied, plus lists of the images whose removal failed (retried by the next refresh). An
+ *                 edit is reconciled against it (not against the previous informer copy, upstream's #103), so
+ *                 an edit made while Processing or while the controller was down is never lost.
  *   progress      {total, done, failed} node-image pairs of the running or last operation. */
 #ifndef IC_STATUS_H
 #define IC_STATUS_H
@@ -15,6 +16,8 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <time.h>
+
+#include "ic_task.h"
 
 /* status.status */
 #define IC_STATUS_PROCESSING "Processing"
@@ -53,48 +56,32 @@ const char *ic_op_processing_message(enum ic_op_type op);
 const char *ic_op_name(enum ic_op_type op);            /* "create", "update", "refresh", "purge" */
 enum ic_op_type ic_op_from_reason(const char *reason); /* IC_OP_NONE if not an operation reason */
 
-enum ic_action { IC_ACTION_PULL = 0, IC_ACTION_DELETE };
-
-enum ic_task_state {
-	IC_TASK_PENDING = 0,    /* planned; no Job yet */
-	IC_TASK_RUNNING,        /* Job created, result not known yet */
-	IC_TASK_SUCCEEDED,      /* the Job's pod succeeded */
-	IC_TASK_PRESENT,        /* no Job needed: the node already reports the image (upstream: alreadypulled) */
-	IC_TASK_FAILED,         /* the pod failed, or the deadline passed first */
-	IC_TASK_UNKNOWN,        /* the Job could not be created or has no pod (upstream: unknown) */
-};
-
-static inline int ic_task_done(enum ic_task_state s) { return s >= IC_TASK_SUCCEEDED; }
-static inline int ic_task_ok(enum ic_task_state s) { return s == IC_TASK_SUCCEEDED || s == IC_TASK_PRESENT; }
-
-/* One node x image unit of work of an operation. All strings owned by the task (ic_task_clear frees). */
-struct ic_task {
-	char *node;         /* Node metadata.name */
-	char *hostname;     /* the node's kubernetes.io/hostname label: Job nodeSelector and failures[].node */
-	char *image;        /* as written in the spec (failures are keyed by it) */
-	enum ic_action action;
-	enum ic_task_state state;
-	char *job_name;     /* once created */
-	long long deadline_ms; /* monotonic ms after which a running Job is given up; 0 = none */
-	int cleanup;        /* the finished task's Job still has to be deleted (retention policy delete) */
-	char *reason;       /* failure reason / message, NULL until failed */
-	char *message;
-	char *runtime;      /* delete tasks: "containerd", "crio" or "docker" (ic_jobs.h) */
-	char *socket;       /* delete tasks: host path of the runtime socket */
-	char *seen_rv;      /* "<Job resourceVersion>/<Pod resourceVersion>" when last found still running, so a
-			     * sync skips the Jobs that did not change since (NULL: not looked at yet) */
-	char *pull_error;   /* pull tasks: the kubelet's last pull error seen on the pod (ic_pull_error), or NULL */
-};
-
-void ic_task_clear(struct ic_task *t);
-void ic_task_set_result(struct ic_task *t, enum ic_task_state s, const char *reason, const char *message);
-
 /* The final status of an operation: status/reason/message/failures/startTime/completionTime, as upstream
  * computes them but deterministic: Failed when any task failed (message "pull failed" if any failed task
- * is a pull, else "deletion failed"); otherwise Succeeded when any task succeeded or was present
+ * is a pull, else "deletion failed"); otherwise Succeeded when any task succeeded, was present or kept
  * ("deleted" text for a purge, "pulled" otherwise); NoImagesPulledOrDeleted when there were no tasks.
- * failures[image] lists {node: hostname, reason, message}, sorted by node. Returns a new object. */
-json_t *ic_status_final(enum ic_op_type op, const struct ic_task *tasks, size_t n, time_t start, time_t now);
+ * Cancelled tasks (their node left) count for nothing.
+ *
+ * failures[image] lists {node: hostname, reason, message} sorted by node, bounded so that the object stays
+ * small at any scale: at most IC_FAILURES_PER_IMAGE nodes per image, then one entry
+ * {node: "+N more nodes", reason: IC_REASON_MORE_FAILURES, ...}; messages over IC_FAILURE_MESSAGE_MAX
+ * bytes lose their middle (the runtime's reason is at the end); past IC_FAILURES_BUDGET bytes in all, further images get the summary entry only, and past twice
+ * that one key "+N more images" ends the map. The full detail lives in Events (job mode) and in the
+ * NodeImageCache objects (agent mode).
+ *
+ * merge_from (may be NULL): the status of an earlier operation whose failures stay valid for the nodes
+ * this one did not cover (a refresh of nodes that just joined): its entries for other nodes are kept and
+ * count for the status and message. Returns a new object. */
+#define IC_FAILURES_PER_IMAGE 10
+#define IC_FAILURE_MESSAGE_MAX 512
+#define IC_FAILURES_BUDGET (96 * 1024)
+#define IC_REASON_MORE_FAILURES "MoreFailures"
+json_t *ic_status_final(enum ic_op_type op, const struct ic_taskset *ts, json_t *merge_from, time_t start,
+			time_t now);
+/* Images whose failures were cut from the status, with every failed node of each (for an Event):
+ * a new array of {image, nodes: "n1 (reason: message), n2 (...)"} strings cut at 4 KiB; NULL when none. */
+json_t *ic_status_cut_failures(const struct ic_taskset *ts);
+
 /* {status: Processing, reason, message, startTime} for an operation starting now. New object. */
 json_t *ic_status_processing(enum ic_op_type op, time_t start);
 /* {status: Aborted, reason: ImagePullAborted, message, startTime (kept), completionTime}. New object. */
@@ -107,8 +94,14 @@ json_t *ic_status_invalid(const char *msg, time_t now);
  * applied_spec (borrowed; NULL = carry old_status's appliedSpec over). */
 void ic_status_decorate(json_t *status, json_t *old_status, long long generation, json_t *applied_spec,
 			time_t now);
-/* Sets status.progress = {total, done, failed} from tasks. */
-void ic_status_set_progress(json_t *status, const struct ic_task *tasks, size_t n);
+/* appliedSpec after an operation: the spec it applied (none for a purge) plus, for each image whose delete
+ * did not succeed, a list with that image and the nodeSelector it had in applied_before (borrowed JSON
+ * cacheSpec arrays; applied_before may be NULL). Returns a new {cacheSpec: [...]} object. */
+json_t *ic_applied_outcome(enum ic_op_type op, json_t *spec_lists, json_t *applied_before,
+			   const struct ic_taskset *ts);
+
+/* Sets status.progress = {total, done, failed} from tasks (cancelled ones not counted). */
+void ic_status_set_progress(json_t *status, const struct ic_taskset *ts);
 
 /* The generation the status was computed for (Ready condition's observedGeneration), or -1 if unknown
  * (no conditions: an object last written by upstream kube-fledged). */

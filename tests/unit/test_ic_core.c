@@ -131,9 +131,25 @@ static void runtime_detection(void **state)
 
 static struct ic_job_opts opts(void)
 {
-	struct ic_job_opts o = { "127.0.0.1:5001/kubefledged/kubefledged:test",
-				 "127.0.0.1:5001/kubefledged/kubefledged:test", "IfNotPresent", "", "", 0, 3600 };
+	struct ic_job_opts o = { .busybox_image = "127.0.0.1:5001/kubefledged/kubefledged:test",
+				 .cri_client_image = "127.0.0.1:5001/kubefledged/kubefledged:test",
+				 .image_pull_policy = "IfNotPresent",
+				 .service_account = "",
+				 .priority_class = "",
+				 .active_deadline_s = 3600 };
 	return o;
+}
+
+/* A task set of one task, for rendering. */
+static struct ic_task *one_task(struct ic_taskset *ts, const char *node, const char *host, const char *image,
+				enum ic_action a, const char *runtime, const char *socket)
+{
+	ic_tasks_init(ts);
+	uint32_t n = ic_tasks_add_node(ts, node, host, runtime, socket);
+	uint32_t i = ic_tasks_add_image(ts, image);
+	ic_tasks_add(ts, n, i, a, IC_TASK_PENDING);
+	ic_tasks_seal(ts);
+	return &ts->v[0];
 }
 
 static void job_rendering_golden(void **state)
@@ -144,30 +160,44 @@ static void job_rendering_golden(void **state)
 	struct strbuf err = STRBUF_INIT;
 	assert_int_equal(ic_spec_parse(cache, &spec, &err), 0);
 	struct ic_job_opts o = opts();
+	struct ic_taskset ts;
 
-	struct ic_task pull = { .node = "rk8s-node1", .hostname = "rk8s-node1",
-				.image = "127.0.0.1:5001/kftest/app2:1", .action = IC_ACTION_PULL };
-	json_t *j = ic_job_render(&o, cache, &spec, &pull);
+	struct ic_task *t = one_task(&ts, "rk8s-node1", "rk8s-node1", "127.0.0.1:5001/kftest/app2:1", IC_ACTION_PULL,
+				     NULL, NULL);
+	json_t *j = ic_job_render(&o, cache, &spec, &ts, t);
 	assert_golden(j, "job-pull.json");
 	json_decref(j);
+	ic_tasks_release(&ts);
 
-	/* the image reaches the delete helper as one argv element, never through a shell */
-	struct ic_task del = { .node = "rk8s-node2", .hostname = "rk8s-node2",
-			       .image = "127.0.0.1:5001/kftest/app3:1", .action = IC_ACTION_DELETE,
-			       .runtime = "containerd", .socket = "/srv/rk8s-node2/containerd.sock" };
-	j = ic_job_render(&o, cache, &spec, &del);
+	/* the image reaches the delete helper as one argv element, never through a shell; the delete Job runs
+	 * in the controller's namespace (no runtime socket in a tenant's), without the cache's pull secrets and
+	 * without an ownerReference (it cannot cross namespaces): annotations name the cache */
+	o.delete_namespace = "kf-system";
+	t = one_task(&ts, "rk8s-node2", "rk8s-node2", "127.0.0.1:5001/kftest/app3:1", IC_ACTION_DELETE, "containerd",
+		     "/srv/rk8s-node2/containerd.sock");
+	j = ic_job_render(&o, cache, &spec, &ts, t);
 	assert_golden(j, "job-delete-containerd.json");
 	json_decref(j);
+	ic_tasks_release(&ts);
 
 	o.delete_job_host_network = 1;
 	o.service_account = "kf-jobs";
 	o.priority_class = "system-node-critical";
 	o.image_pull_policy = "Always";
-	struct ic_task deld = { .node = "worker-3", .hostname = "w3.example.com", .image = "busybox:1.36",
-				.action = IC_ACTION_DELETE, .runtime = "docker", .socket = "/var/run/docker.sock" };
-	j = ic_job_render(&o, cache, &spec, &deld);
+	o.delete_namespace = "";
+	json_t *tol = json_loads("[{\"key\":\"dedicated\",\"operator\":\"Equal\",\"value\":\"cache\",\"effect\":\"NoSchedule\"}]",
+				 0, NULL);
+	json_t *res = json_loads("{\"requests\":{\"cpu\":\"10m\",\"memory\":\"16Mi\"},\"limits\":{\"memory\":\"64Mi\"}}", 0,
+				 NULL);
+	o.tolerations = tol;
+	o.resources = res;
+	t = one_task(&ts, "worker-3", "w3.example.com", "busybox:1.36", IC_ACTION_DELETE, "docker", "/var/run/docker.sock");
+	j = ic_job_render(&o, cache, &spec, &ts, t);
 	assert_golden(j, "job-delete-docker-options.json");
 	json_decref(j);
+	ic_tasks_release(&ts);
+	json_decref(tol);
+	json_decref(res);
 	ic_spec_free(&spec);
 	json_decref(cache);
 	sb_release(&err);
@@ -189,27 +219,16 @@ static void long_cache_names_give_valid_labels(void **state)
 	assert_string_not_equal(buf, buf2);
 }
 
-/* "node image action state" lines, sorted, for compact assertions */
-static char *describe(struct ic_task *t, size_t n)
+/* "node image action state" lines, in the set's order (sorted), for compact assertions */
+static char *describe(const struct ic_taskset *ts)
 {
-	static const char *st[] = { "pending", "running", "succeeded", "present", "failed", "unknown" };
-	char **lines = xcalloc(n, sizeof *lines);
-	for (size_t i = 0; i < n; i++)
-		lines[i] = xasprintf("%s %s %s %s", t[i].node, t[i].image, t[i].action ? "delete" : "pull",
-				     st[t[i].state]);
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = i + 1; j < n; j++)
-			if (strcmp(lines[i], lines[j]) > 0) {
-				char *x = lines[i];
-				lines[i] = lines[j];
-				lines[j] = x;
-			}
+	static const char *st[] = { "pending", "running", "succeeded", "present", "kept", "failed", "unknown", "cancelled" };
 	struct strbuf sb = STRBUF_INIT;
-	for (size_t i = 0; i < n; i++) {
-		sb_addf(&sb, "%s\n", lines[i]);
-		free(lines[i]);
+	for (size_t i = 0; i < ts->n; i++) {
+		const struct ic_task *t = &ts->v[i];
+		sb_addf(&sb, "%s %s %s %s\n", ts->nodes[t->node].name, ts->images[t->image].image,
+			t->action ? "delete" : "pull", st[t->state]);
 	}
-	free(lines);
 	return sb_detach(&sb);
 }
 
@@ -231,14 +250,16 @@ static void plan_is(enum ic_op_type op, const char *spec_json, const char *appli
 	spec_from(spec_json, &spec);
 	if (applied_json)
 		spec_from(applied_json, &applied);
-	struct ic_plan_input in = { op, &spec, applied_json ? &applied : NULL, nodes, NULL, 0, "IfNotPresent", "" };
-	size_t n;
-	struct ic_task *t = ic_plan(&in, &n);
-	char *got = describe(t, n);
+	struct ic_plan_input in = { .op = op, .spec = &spec, .applied = applied_json ? &applied : NULL, .nodes = nodes,
+				    .pull_policy = "IfNotPresent", .cri_socket = "" };
+	struct ic_taskset ts;
+	ic_tasks_init(&ts);
+	ic_plan(&in, &ts);
+	char *got = describe(&ts);
 	if (strcmp(got, want))
 		fail_msg("plan:\n%swant:\n%s", got, want);
 	free(got);
-	ic_tasks_free(t, n);
+	ic_tasks_release(&ts);
 	ic_spec_free(&spec);
 	if (applied_json)
 		ic_spec_free(&applied);
@@ -316,23 +337,25 @@ static void plan_only_new_nodes(void **state)
 	struct ic_spec spec;
 	spec_from(SEED, &spec);
 	const char *only[] = { "rk8s-node2" };
-	struct ic_plan_input in = { IC_OP_REFRESH, &spec, NULL, nodes, only, 1, "IfNotPresent", "" };
-	size_t n;
-	struct ic_task *t = ic_plan(&in, &n);
-	char *got = describe(t, n);
+	struct ic_plan_input in = { .op = IC_OP_REFRESH, .spec = &spec, .nodes = nodes, .only_nodes = only, .n_only = 1,
+				    .pull_policy = "IfNotPresent", .cri_socket = "" };
+	struct ic_taskset ts;
+	ic_tasks_init(&ts);
+	ic_plan(&in, &ts);
+	char *got = describe(&ts);
 	assert_string_equal(got, "rk8s-node2 127.0.0.1:5001/kftest/app1:1 pull pending\n"
 				 "rk8s-node2 127.0.0.1:5001/kftest/app2:1 pull pending\n"
 				 "rk8s-node2 127.0.0.1:5001/kftest/app3:1 pull present\n");
-	/* delete tasks carry the runtime and the node's socket */
-	in.op = IC_OP_PURGE;
-	ic_tasks_free(t, n);
 	free(got);
+	ic_tasks_release(&ts);
+	/* delete tasks' nodes carry the runtime and the node's socket */
+	in.op = IC_OP_PURGE;
 	only[0] = "rk8s-node1";
-	t = ic_plan(&in, &n);
-	assert_int_equal(n, 2);
-	assert_string_equal(t[0].runtime, "containerd");
-	assert_string_equal(t[0].socket, "/srv/rk8s-node1/containerd.sock");
-	ic_tasks_free(t, n);
+	ic_plan(&in, &ts);
+	assert_int_equal(ts.n, 2);
+	assert_string_equal(ts.nodes[ts.v[0].node].runtime, "containerd");
+	assert_string_equal(ts.nodes[ts.v[0].node].socket, "/srv/rk8s-node1/containerd.sock");
+	ic_tasks_release(&ts);
 	ic_spec_free(&spec);
 	json_decref(nodes);
 }
@@ -348,6 +371,18 @@ static int fake_recent(void *ud, const char *node, const char *image)
 	return -1;
 }
 
+static void plan_expect(struct ic_plan_input *in, const char *want)
+{
+	struct ic_taskset ts;
+	ic_tasks_init(&ts);
+	ic_plan(in, &ts);
+	char *got = describe(&ts);
+	if (strcmp(got, want))
+		fail_msg("plan:\n%swant:\n%s", got, want);
+	free(got);
+	ic_tasks_release(&ts);
+}
+
 static void plan_trusts_own_recent_actions(void **state)
 {
 	(void)state;
@@ -355,52 +390,55 @@ static void plan_trusts_own_recent_actions(void **state)
 	struct ic_spec spec;
 	spec_from(SEED, &spec);
 	const char *only[] = { "rk8s-node1" };
-	struct ic_plan_input in = { IC_OP_REFRESH, &spec, NULL, nodes, only, 1, "IfNotPresent", "", fake_recent, NULL };
-	size_t n;
-	struct ic_task *t = ic_plan(&in, &n);
-	char *got = describe(t, n);
-	assert_string_equal(got, "rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull pending\n"
-				 "rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull present\n");
-	free(got);
-	ic_tasks_free(t, n);
+	struct ic_plan_input in = { .op = IC_OP_REFRESH, .spec = &spec, .nodes = nodes, .only_nodes = only, .n_only = 1,
+				    .pull_policy = "IfNotPresent", .cri_socket = "", .recent = fake_recent };
+	plan_expect(&in, "rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+			 "rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull present\n");
 	/* asked for by the refresh annotation: our own recent pull proves nothing, a recent delete still counts */
 	in.explicit_request = 1;
-	t = ic_plan(&in, &n);
-	got = describe(t, n);
-	assert_string_equal(got, "rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull pending\n"
-				 "rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull pending\n");
-	free(got);
-	ic_tasks_free(t, n);
+	plan_expect(&in, "rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+			 "rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull pending\n");
 	in.explicit_request = 0;
 	/* policy Always ignores it */
 	in.pull_policy = "Always";
-	t = ic_plan(&in, &n);
-	got = describe(t, n);
-	assert_string_equal(got, "rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull pending\n"
-				 "rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull pending\n");
-	free(got);
-	ic_tasks_free(t, n);
+	plan_expect(&in, "rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+			 "rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull pending\n");
+	/* agent mode: presence is the agent's business */
+	in.pull_policy = "IfNotPresent";
+	in.agent_mode = 1;
+	in.recent = NULL;
+	plan_expect(&in, "rk8s-node1 127.0.0.1:5001/kftest/app1:1 pull pending\n"
+			 "rk8s-node1 127.0.0.1:5001/kftest/app2:1 pull pending\n");
 	ic_spec_free(&spec);
 	json_decref(nodes);
 }
 
-static struct ic_task task(const char *node, const char *image, enum ic_action a, enum ic_task_state s,
-			   const char *reason, const char *msg)
+struct tspec {
+	const char *node, *image;
+	enum ic_action a;
+	enum ic_task_state s;
+	const char *reason, *msg;
+};
+#define T(...) ((struct tspec){ __VA_ARGS__ })
+
+static void build(struct ic_taskset *ts, const struct tspec *t, size_t n)
 {
-	struct ic_task t = { 0 };
-	t.node = xstrdup(node);
-	t.hostname = xstrdup(node);
-	t.image = xstrdup(image);
-	t.action = a;
-	t.state = s;
-	t.reason = reason ? xstrdup(reason) : NULL;
-	t.message = msg ? xstrdup(msg) : NULL;
-	return t;
+	ic_tasks_init(ts);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t ni = ic_tasks_add_node(ts, t[i].node, NULL, NULL, NULL);
+		uint32_t ii = ic_tasks_add_image(ts, t[i].image);
+		struct ic_task *x = ic_tasks_add(ts, ni, ii, t[i].a, t[i].s);
+		if (t[i].reason || t[i].msg)
+			ic_task_set_result(x, t[i].s, t[i].reason, t[i].msg);
+	}
+	ic_tasks_seal(ts);
 }
 
-static void status_is(enum ic_op_type op, struct ic_task *t, size_t n, const char *want_json)
+static void status_is(enum ic_op_type op, const struct tspec *t, size_t n, json_t *merge_from, const char *want_json)
 {
-	json_t *got = ic_status_final(op, t, n, 1795314327, 1795314331);
+	struct ic_taskset ts;
+	build(&ts, t, n);
+	json_t *got = ic_status_final(op, &ts, merge_from, 1795314327, 1795314331);
 	json_t *want = json_loads(want_json, 0, NULL);
 	assert_non_null(want);
 	if (!json_equal(got, want)) {
@@ -409,40 +447,44 @@ static void status_is(enum ic_op_type op, struct ic_task *t, size_t n, const cha
 	}
 	json_decref(got);
 	json_decref(want);
-	for (size_t i = 0; i < n; i++)
-		ic_task_clear(&t[i]);
+	ic_tasks_release(&ts);
 }
+
+#define TIMES "\"startTime\":\"2026-11-22T02:25:27Z\",\"completionTime\":\"2026-11-22T02:25:31Z\""
 
 static void status_aggregation(void **state)
 {
 	(void)state;
-	const char *times = "\"startTime\":\"2026-11-22T02:25:27Z\",\"completionTime\":\"2026-11-22T02:25:31Z\"";
 	char want[4096];
 
-	struct ic_task ok[] = { task("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED, NULL, NULL),
-				task("n2", "a:1", IC_ACTION_PULL, IC_TASK_PRESENT, NULL, NULL) };
+	struct tspec ok[] = { T("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED), T("n2", "a:1", IC_ACTION_PULL, IC_TASK_PRESENT) };
 	snprintf(want, sizeof want, "{\"status\":\"Succeeded\",\"reason\":\"ImageCacheCreate\",\"message\":"
-		 "\"All requested images pulled succesfully to respective nodes\",%s}", times);
-	status_is(IC_OP_CREATE, ok, 2, want);
+		 "\"All requested images pulled succesfully to respective nodes\"," TIMES "}");
+	status_is(IC_OP_CREATE, ok, 2, NULL, want);
 
-	struct ic_task purged[] = { task("n1", "a:1", IC_ACTION_DELETE, IC_TASK_SUCCEEDED, NULL, NULL) };
+	/* kept (another cache wants it) counts as done; a cancelled task (node deleted) counts for nothing */
+	struct tspec purged[] = { T("n1", "a:1", IC_ACTION_DELETE, IC_TASK_SUCCEEDED),
+				  T("n2", "a:1", IC_ACTION_DELETE, IC_TASK_KEPT, "ImageWantedByOtherImageCache", "kept"),
+				  T("n3", "a:1", IC_ACTION_DELETE, IC_TASK_CANCELLED, "NodeDeleted", "gone") };
 	snprintf(want, sizeof want, "{\"status\":\"Succeeded\",\"reason\":\"ImageCachePurge\",\"message\":"
-		 "\"All cached images succesfully deleted from respective nodes\",%s}", times);
-	status_is(IC_OP_PURGE, purged, 1, want);
+		 "\"All cached images succesfully deleted from respective nodes\"," TIMES "}");
+	status_is(IC_OP_PURGE, purged, 3, NULL, want);
 
 	snprintf(want, sizeof want, "{\"status\":\"NoImagesPulledOrDeleted\",\"reason\":\"ImageCacheRefresh\","
 		 "\"message\":\"No images were pulled or deleted because nodeSelector specified did not match any "
-		 "nodes\",%s}", times);
-	status_is(IC_OP_REFRESH, NULL, 0, want);
+		 "nodes\"," TIMES "}");
+	status_is(IC_OP_REFRESH, NULL, 0, NULL, want);
+	struct tspec gone[] = { T("n3", "a:1", IC_ACTION_PULL, IC_TASK_CANCELLED, "NodeDeleted", "gone") };
+	status_is(IC_OP_REFRESH, gone, 1, NULL, want);
 
 	/* failures: keyed by image, sorted by node; a pull failure wins the message over a delete failure;
 	 * a task cut short (still running) is reported as unknown */
-	struct ic_task mixed[] = {
-		task("n2", "b:1", IC_ACTION_DELETE, IC_TASK_FAILED, "Error", "rpc error: code = Unknown"),
-		task("n2", "missing:1", IC_ACTION_PULL, IC_TASK_FAILED, "ErrImagePull", "not found"),
-		task("n1", "missing:1", IC_ACTION_PULL, IC_TASK_FAILED, "ImagePullBackOff", "Back-off"),
-		task("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED, NULL, NULL),
-		task("n3", "c:1", IC_ACTION_PULL, IC_TASK_RUNNING, NULL, NULL),
+	struct tspec mixed[] = {
+		T("n2", "b:1", IC_ACTION_DELETE, IC_TASK_FAILED, "Error", "rpc error: code = Unknown"),
+		T("n2", "missing:1", IC_ACTION_PULL, IC_TASK_FAILED, "ErrImagePull", "not found"),
+		T("n1", "missing:1", IC_ACTION_PULL, IC_TASK_FAILED, "ImagePullBackOff", "Back-off"),
+		T("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED),
+		T("n3", "c:1", IC_ACTION_PULL, IC_TASK_RUNNING),
 	};
 	snprintf(want, sizeof want,
 		 "{\"status\":\"Failed\",\"reason\":\"ImageCacheUpdate\",\"message\":\"Image pull failed for some "
@@ -451,16 +493,105 @@ static void status_aggregation(void **state)
 		 "\"c:1\":[{\"node\":\"n3\",\"reason\":\"ImagePullStatusUnknown\",\"message\":\"Unable to get the "
 		 "status of Image pull. Retry after some time or contact cluster administrator\"}],"
 		 "\"missing:1\":[{\"node\":\"n1\",\"reason\":\"ImagePullBackOff\",\"message\":\"Back-off\"},"
-		 "{\"node\":\"n2\",\"reason\":\"ErrImagePull\",\"message\":\"not found\"}]},%s}", times);
-	status_is(IC_OP_UPDATE, mixed, 5, want);
+		 "{\"node\":\"n2\",\"reason\":\"ErrImagePull\",\"message\":\"not found\"}]}," TIMES "}");
+	status_is(IC_OP_UPDATE, mixed, 5, NULL, want);
 
-	struct ic_task delfail[] = { task("n1", "b:1", IC_ACTION_DELETE, IC_TASK_FAILED, "Error", "boom"),
-				     task("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED, NULL, NULL) };
+	struct tspec delfail[] = { T("n1", "b:1", IC_ACTION_DELETE, IC_TASK_FAILED, "Error", "boom"),
+				   T("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED) };
 	snprintf(want, sizeof want,
 		 "{\"status\":\"Failed\",\"reason\":\"ImageCacheUpdate\",\"message\":\"Image deletion failed for "
 		 "some images. Please see \\\"failures\\\" section\",\"failures\":{\"b:1\":[{\"node\":\"n1\","
-		 "\"reason\":\"Error\",\"message\":\"boom\"}]},%s}", times);
-	status_is(IC_OP_UPDATE, delfail, 2, want);
+		 "\"reason\":\"Error\",\"message\":\"boom\"}]}," TIMES "}");
+	status_is(IC_OP_UPDATE, delfail, 2, NULL, want);
+}
+
+/* A refresh of nodes that just joined keeps the failures of the nodes it did not cover (issue 10, item 8). */
+static void node_join_merges_failures(void **state)
+{
+	(void)state;
+	json_t *before = json_loads("{\"status\":\"Failed\",\"message\":\"Image pull failed for some images. Please see "
+				    "\\\"failures\\\" section\",\"failures\":{\"x:1\":[{\"node\":\"n1\",\"reason\":"
+				    "\"ErrImagePull\",\"message\":\"not found\"},{\"node\":\"n3\",\"reason\":\"ErrImagePull\","
+				    "\"message\":\"old\"}]}}", 0, NULL);
+	/* n3 joined again (relabelled) and now succeeds: its old failure goes, n1's stays */
+	struct tspec t[] = { T("n3", "x:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED) };
+	char want[2048];
+	snprintf(want, sizeof want,
+		 "{\"status\":\"Failed\",\"reason\":\"ImageCacheRefresh\",\"message\":\"Image pull failed for some "
+		 "images. Please see \\\"failures\\\" section\",\"failures\":{\"x:1\":[{\"node\":\"n1\",\"reason\":"
+		 "\"ErrImagePull\",\"message\":\"not found\"}]}," TIMES "}");
+	status_is(IC_OP_REFRESH, t, 1, before, want);
+	json_decref(before);
+}
+
+/* At any scale the status stays small (issue 9): 1,000 nodes x 60 failing images with long messages. */
+static void failures_are_bounded(void **state)
+{
+	(void)state;
+	struct ic_taskset ts;
+	ic_tasks_init(&ts);
+	char name[64], img[64];
+	char *longmsg = xmalloc(5000);
+	memset(longmsg, 'm', 4999);
+	longmsg[4999] = '\0';
+	for (int n = 0; n < 1000; n++) {
+		snprintf(name, sizeof name, "node-%04d", n);
+		uint32_t ni = ic_tasks_add_node(&ts, name, NULL, NULL, NULL);
+		for (int i = 0; i < 60; i++) {
+			snprintf(img, sizeof img, "registry.example.com/app-%03d:1", i);
+			struct ic_task *t = ic_tasks_add(&ts, ni, ic_tasks_add_image(&ts, img), IC_ACTION_PULL, 0);
+			ic_task_set_result(t, IC_TASK_FAILED, "ErrImagePull", longmsg);
+		}
+	}
+	ic_tasks_seal(&ts);
+	json_t *st = ic_status_final(IC_OP_CREATE, &ts, NULL, 1795314327, 1795314331);
+	char *text = json_dumps(st, JSON_COMPACT);
+	assert_true(strlen(text) < 256 * 1024);
+	json_t *f = json_object_get(st, "failures");
+	json_t *first = json_object_get(f, "registry.example.com/app-000:1");
+	assert_int_equal(json_array_size(first), IC_FAILURES_PER_IMAGE + 1);
+	assert_string_equal(kf_jstr(json_array_get(first, IC_FAILURES_PER_IMAGE), "node", NULL), "+990 more nodes");
+	assert_true(strlen(kf_jstr(json_array_get(first, 0), "message", NULL)) <= IC_FAILURE_MESSAGE_MAX);
+	assert_string_equal(kf_jstr(st, "status", NULL), "Failed");
+	/* the cut detail goes to Events, one per image */
+	json_t *cut = ic_status_cut_failures(&ts);
+	assert_int_equal(json_array_size(cut), 60);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(cut, 0), "count")), 1000);
+	json_decref(cut);
+	free(text);
+	free(longmsg);
+	json_decref(st);
+	ic_tasks_release(&ts);
+}
+
+/* appliedSpec is what the nodes hold: an image whose delete failed stays in it, with its old selector
+ * (issue 10, item 9). */
+static void applied_outcome_keeps_failed_deletes(void **state)
+{
+	(void)state;
+	json_t *spec = json_loads("[{\"images\":[\"a:1\"]}]", 0, NULL);
+	json_t *before = json_loads("[{\"images\":[\"a:1\"]},{\"images\":[\"b:1\",\"c:1\"],\"nodeSelector\":{\"t\":\"x\"}}]",
+				    0, NULL);
+	struct tspec t[] = { T("n1", "b:1", IC_ACTION_DELETE, IC_TASK_FAILED, "Forbidden", "denied"),
+			     T("n1", "c:1", IC_ACTION_DELETE, IC_TASK_SUCCEEDED),
+			     T("n1", "a:1", IC_ACTION_PULL, IC_TASK_PRESENT) };
+	struct ic_taskset ts;
+	build(&ts, t, 3);
+	json_t *got = ic_applied_outcome(IC_OP_UPDATE, spec, before, &ts);
+	json_t *want = json_loads("{\"cacheSpec\":[{\"images\":[\"a:1\"]},{\"images\":[\"b:1\"],\"nodeSelector\":{\"t\":\"x\"}}]}",
+				  0, NULL);
+	assert_true(json_equal(got, want));
+	json_decref(got);
+	json_decref(want);
+	/* a purge leaves only what it could not delete */
+	got = ic_applied_outcome(IC_OP_PURGE, spec, before, &ts);
+	want = json_loads("{\"cacheSpec\":[{\"images\":[\"b:1\"],\"nodeSelector\":{\"t\":\"x\"}}]}", 0, NULL);
+	assert_true(json_equal(got, want));
+	json_decref(got);
+	json_decref(want);
+	ic_tasks_release(&ts);
+	json_decref(spec);
+	json_decref(before);
 }
 
 static void conditions_and_applied_spec(void **state)
@@ -472,8 +603,10 @@ static void conditions_and_applied_spec(void **state)
 	assert_null(json_object_get(processing, "appliedSpec"));
 	assert_int_equal(ic_status_observed_generation(processing), 1);
 
-	struct ic_task t = task("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED, NULL, NULL);
-	json_t *final = ic_status_final(IC_OP_CREATE, &t, 1, 1795314327, 1795314400);
+	struct tspec t[] = { T("n1", "a:1", IC_ACTION_PULL, IC_TASK_SUCCEEDED) };
+	struct ic_taskset ts;
+	build(&ts, t, 1);
+	json_t *final = ic_status_final(IC_OP_CREATE, &ts, NULL, 1795314327, 1795314400);
 	ic_status_decorate(final, processing, 1, applied, 1795314400);
 	char *s = json_dumps(json_object_get(final, "conditions"), JSON_SORT_KEYS);
 	assert_string_equal(s, "[{\"lastTransitionTime\": \"2026-11-22T02:26:40Z\", \"message\": \"All requested "
@@ -498,7 +631,7 @@ static void conditions_and_applied_spec(void **state)
 	json_decref(final);
 	json_decref(processing);
 	json_decref(applied);
-	ic_task_clear(&t);
+	ic_tasks_release(&ts);
 	assert_int_equal(ic_op_from_reason("ImageCachePurge"), IC_OP_PURGE);
 	assert_int_equal(ic_op_from_reason("ImagePullAborted"), IC_OP_NONE);
 }
@@ -540,6 +673,9 @@ int main(void)
 		cmocka_unit_test(plan_only_new_nodes),
 		cmocka_unit_test(plan_trusts_own_recent_actions),
 		cmocka_unit_test(status_aggregation),
+		cmocka_unit_test(node_join_merges_failures),
+		cmocka_unit_test(failures_are_bounded),
+		cmocka_unit_test(applied_outcome_keeps_failed_deletes),
 		cmocka_unit_test(conditions_and_applied_spec),
 		cmocka_unit_test(spec_shape_errors_name_the_field),
 	};
