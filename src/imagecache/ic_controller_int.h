@@ -143,6 +143,9 @@ int ic_jobs_continue(struct ic_controller *ctl, struct ic_cache_state *st, json_
 void ic_jobs_adopt(struct ic_controller *ctl, json_t *obj, struct ic_op *op);
 /* A task of op ends (Job finished or given up): counts, cleanup, logs. */
 void ic_jobs_task_done(struct ic_controller *ctl, struct ic_op *op, struct ic_task *t, const char *ns);
+/* Deletes the Jobs of a deleted cache that its deletion does not take along (delete Jobs in the controller's
+ * namespace carry no ownerReference). */
+void ic_jobs_forget_cache(struct ic_controller *ctl, const char *uid);
 /* Deletes the running Jobs of op (cache deleted, node gone). */
 void ic_jobs_cancel(struct ic_controller *ctl, struct ic_op *op, struct ic_task *t);
 /* Retries deleting Jobs whose deletion failed (called by the ticker). */

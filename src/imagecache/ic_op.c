@@ -7,6 +7,7 @@
 
 #include "ic_controller_int.h"
 #include "ic_jobs.h"
+#include "ic_nodeplan.h"
 #include "ic_plan.h"
 #include "util/log.h"
 
@@ -150,6 +151,23 @@ int ic_op_continue(struct ic_controller *ctl, struct ic_cache_state *st, json_t 
 	return rc;
 }
 
+/* The delete guard: another ImageCache still wants the image on that node. */
+struct guard {
+	struct ic_controller *ctl;
+	struct ic_wantindex *w;
+};
+
+static int wanted_elsewhere(void *ud, const char *node, const char *canonical)
+{
+	struct guard *g = ud;
+	pthread_mutex_lock(&g->ctl->mu);
+	json_t *labels = json_incref(map_get(&g->ctl->node_labels, node));
+	pthread_mutex_unlock(&g->ctl->mu);
+	int wants = ic_wantindex_wants(g->w, json_is_object(labels) ? labels : NULL, canonical);
+	json_decref(labels);
+	return wants;
+}
+
 int ic_op_start(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj, const struct ic_spec *spec,
 		const struct ic_op_request *req, int64_t *requeue_ms)
 {
@@ -206,6 +224,12 @@ int ic_op_start(struct ic_controller *ctl, struct ic_cache_state *st, json_t *ob
 	op->applied_before = have_applied ? json_incref(json_object_get(aj, "cacheSpec")) : NULL;
 	ic_tasks_init(&op->ts);
 	json_t *nodes = kube_informer_list(ctl->nodes);
+	struct guard g = { ctl, NULL };
+	if (req->type != IC_OP_CREATE) {
+		json_t *caches = kube_informer_list(ctl->caches);
+		g.w = ic_wantindex_new(caches, ic_meta(obj, "uid"));
+		json_decref(caches);
+	}
 	struct ic_plan_input in = {
 		.op = req->type,
 		.spec = spec,
@@ -219,8 +243,11 @@ int ic_op_start(struct ic_controller *ctl, struct ic_cache_state *st, json_t *ob
 		.recent_ud = ctl,
 		.explicit_request = req->type == IC_OP_REFRESH && req->annotations[0] != NULL,
 		.leftovers_only = req->leftovers_only,
+		.wanted_elsewhere = g.w ? wanted_elsewhere : NULL,
+		.wanted_ud = &g,
 	};
 	ic_plan(&in, &op->ts);
+	ic_wantindex_free(g.w);
 	json_decref(nodes);
 	if (have_applied)
 		ic_spec_free(&applied);

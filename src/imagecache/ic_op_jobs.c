@@ -171,6 +171,25 @@ void ic_jobs_adopt(struct ic_controller *ctl, json_t *obj, struct ic_op *op)
 	json_decref(jobs);
 }
 
+void ic_jobs_forget_cache(struct ic_controller *ctl, const char *uid)
+{
+	if (!uid || !*uid)
+		return;
+	json_t *all = kube_informer_list(ctl->jobs);
+	size_t i;
+	json_t *j;
+	json_array_foreach(all, i, j) {
+		const char *juid = kf_jstr(j, "metadata", "annotations", IC_ANN_CACHE_UID, NULL);
+		if (!juid || strcmp(juid, uid) || kf_jget(j, "metadata", "ownerReferences", NULL))
+			continue; /* owned Jobs go with their owner (garbage collector) */
+		const char *ns = ic_meta(j, "namespace"), *name = ic_meta(j, "name");
+		LOG_INFO("deleting Job %s/%s of a deleted ImageCache", ns, name);
+		if (delete_job(ctl, ns, name) < 0)
+			orphan(ctl, ns, name);
+	}
+	json_decref(all);
+}
+
 void ic_jobs_cancel(struct ic_controller *ctl, struct ic_op *op, struct ic_task *t)
 {
 	if (t->state == IC_TASK_RUNNING)

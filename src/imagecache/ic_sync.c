@@ -101,6 +101,7 @@ static void drop_state(struct ic_controller *ctl, const char *key, struct ic_cac
 	struct ic_op *op = st->op;
 	ic_op_attach(ctl, st, NULL);
 	ic_op_free(ctl, op);
+	ic_jobs_forget_cache(ctl, st->uid);
 	pthread_mutex_lock(&ctl->mu);
 	ic_state_del(ctl, key);
 	pthread_mutex_unlock(&ctl->mu);

@@ -32,10 +32,11 @@
 #include "util/imageref.h"
 #include "util/util.h"
 
-/* Size limits. The API server caps an object at about 1.5 MiB in etcd (3 MiB request), so these are far
- * above any real cache yet keep one operation's Job count bounded: 10,000 images x N nodes Jobs. */
+/* Size limits, for the webhook only (the controller processes whatever is stored). The API server caps an
+ * object at about 1.5 MiB in etcd (3 MiB request); users run about 2,000 images per kubelet (upstream #177),
+ * so one list holds 5,000. */
 #define IC_MAX_LISTS 100            /* spec.cacheSpec entries */
-#define IC_MAX_IMAGES_PER_LIST 1000 /* spec.cacheSpec[i].images entries */
+#define IC_MAX_IMAGES_PER_LIST 5000 /* spec.cacheSpec[i].images entries */
 #define IC_MAX_IMAGES_TOTAL 10000   /* images in all lists together */
 #define IC_MAX_SELECTOR_TERMS 64    /* spec.cacheSpec[i].nodeSelector labels */
 #define IC_MAX_PULL_SECRETS 100     /* spec.imagePullSecrets entries */

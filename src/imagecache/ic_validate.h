@@ -1,5 +1,6 @@
-/* ic_validate.h - what makes an ImageCache spec acceptable. Used by the admission webhook (to deny) and by
- * the controller (to report a cache it cannot act on, e.g. when the webhook is not installed).
+/* ic_validate.h - what makes an ImageCache spec acceptable to the admission webhook. The controller does not
+ * re-judge stored objects by these rules (an object created under upstream's webhook, or over a limit, must
+ * still be cached and purged): it caches the valid images and reports the others (ic_plan.h).
  *
  * Upstream's four rules keep their exact messages (clients match on them):
  *   No images specified within image list

@@ -4,7 +4,8 @@
 #   KF_IMAGE                       its image in the cluster registry (make image pushes it)
 #   kf_controller_start [FLAGS..]  run `kubefledged controller` out of cluster against the test bed, with
 #                                  short test defaults; stopped (SIGTERM) when the test ends; log in
-#                                  $E2E_LOG.controller. Sets KF_CTL_PID.
+#                                  $E2E_LOG.controller. Sets KF_CTL_PID. Installs deploy/'s CRD first unless
+#                                  KF_KEEP_CRD=1.
 #   kf_controller_kill             SIGKILL it (mid-operation crash)
 #   ic_apply NAME < lists.json     create/replace ImageCache NAME in $E2E_NS with spec.cacheSpec from stdin
 #                                  (JSON or YAML flow list); extra spec via IC_SPEC_EXTRA='"imagePullSecrets":[...]'
@@ -24,7 +25,7 @@ kf_crd_ensure() {
 
 kf_controller_start() {
   [ -x "$KF_BIN" ] || fail "no $KF_BIN: run make build"
-  kf_crd_ensure
+  [ -n "${KF_KEEP_CRD:-}" ] || kf_crd_ensure
   BUSYBOX_IMAGE=$KF_IMAGE KUBEFLEDGED_CRI_CLIENT_IMAGE=$KF_IMAGE KUBEFLEDGED_NAMESPACE=$E2E_NS \
     "$KF_BIN" controller --kubeconfig="$KUBECONFIG" --leader-elect=false \
       --image-cache-refresh-frequency=0s --image-pull-deadline-duration=60s -v=1 "$@" \

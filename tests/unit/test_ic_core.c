@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "imagecache/ic_jobs.h"
+#include "imagecache/ic_nodeplan.h"
 #include "imagecache/ic_plan.h"
 #include "imagecache/ic_status.h"
 #include "imagecache/ic_types.h"
@@ -324,6 +325,19 @@ static void plan_update_diffs_against_applied_spec(void **state)
 		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"busybox\",\"alpine:latest\"],\"nodeSelector\":{\"tier\":\"backend\"}}]}}",
 		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"busybox:latest\"],\"nodeSelector\":{\"tier\":\"backend\"}}]}}",
 		"rk8s-node2 alpine:latest pull pending\n");
+	/* a reference that does not parse fails on each node it is listed for, the valid ones are cached; a
+	 * purge never deletes it (issue 10, item 6) */
+	plan_is(IC_OP_CREATE,
+		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"Bad;Image\",\"127.0.0.1:5001/kftest/app5:1\"],"
+		"\"nodeSelector\":{\"tier\":\"backend\"}}]}}",
+		NULL,
+		"rk8s-node2 127.0.0.1:5001/kftest/app5:1 pull pending\n"
+		"rk8s-node2 Bad;Image pull failed\n");
+	plan_is(IC_OP_PURGE,
+		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"Bad;Image\",\"127.0.0.1:5001/kftest/app5:1\"],"
+		"\"nodeSelector\":{\"tier\":\"backend\"}}]}}",
+		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]}]}}",
+		"rk8s-node2 127.0.0.1:5001/kftest/app5:1 delete pending\n");
 	/* without an applied spec (an object last written by upstream) an update deletes nothing */
 	plan_is(IC_OP_UPDATE,
 		"{\"spec\":{\"cacheSpec\":[{\"images\":[\"127.0.0.1:5001/kftest/app3:1\"],\"nodeSelector\":{\"tier\":\"backend\"}}]}}",
@@ -381,6 +395,12 @@ static void plan_expect(struct ic_plan_input *in, const char *want)
 		fail_msg("plan:\n%swant:\n%s", got, want);
 	free(got);
 	ic_tasks_release(&ts);
+}
+
+static int any_label_wants(void *ud, const char *node, const char *canonical)
+{
+	(void)node;
+	return ic_wantindex_wants(ud, NULL, canonical);
 }
 
 static void plan_trusts_own_recent_actions(void **state)
@@ -636,6 +656,50 @@ static void conditions_and_applied_spec(void **state)
 	assert_int_equal(ic_op_from_reason("ImagePullAborted"), IC_OP_NONE);
 }
 
+/* Another ImageCache that still lists an image for a node keeps it there (issue 10, item 12). */
+static void want_index_counts_other_caches(void **state)
+{
+	(void)state;
+	json_t *caches = json_loads(
+		"[{\"metadata\":{\"uid\":\"self\"},\"spec\":{\"cacheSpec\":[{\"images\":[\"a:1\"]}]}},"
+		" {\"metadata\":{\"uid\":\"u2\"},\"spec\":{\"cacheSpec\":[{\"images\":[\"docker.io/library/a:1\"],"
+		"  \"nodeSelector\":{\"tier\":\"backend\"}},{\"images\":[\"b:1\", \"a:1\"]}]}},"
+		" {\"metadata\":{\"uid\":\"u3\"},\"spec\":{\"cacheSpec\":[{\"images\":[\"c:1\"]}]},"
+		"  \"status\":{\"reason\":\"ImageCachePurge\"}},"
+		" {\"metadata\":{\"uid\":\"u4\",\"annotations\":{\"kubefledged.io/purge-imagecache\":\"\"}},"
+		"  \"spec\":{\"cacheSpec\":[{\"images\":[\"d:1\"]}]}},"
+		" {\"metadata\":{\"uid\":\"u5\"},\"spec\":{\"cacheSpec\":[{\"images\":[\"a:1\"],"
+		"  \"nodeSelector\":{\"tier\":\"backend\"}}]}}]", 0, NULL);
+	assert_non_null(caches);
+	json_t *backend = json_pack("{s:s}", "tier", "backend"), *other = json_pack("{s:s}", "tier", "front");
+	struct ic_wantindex *w = ic_wantindex_new(caches, "self");
+	/* u2 wants a:1 everywhere (twice, counted once); u5 only on backend nodes; self is left out */
+	assert_int_equal(ic_wantindex_owners(w, backend, "docker.io/library/a:1"), 2);
+	assert_int_equal(ic_wantindex_owners(w, other, "docker.io/library/a:1"), 1);
+	assert_true(ic_wantindex_wants(w, NULL, "docker.io/library/b:1"));
+	/* purged and being purged caches want nothing */
+	assert_false(ic_wantindex_wants(w, backend, "docker.io/library/c:1"));
+	assert_false(ic_wantindex_wants(w, backend, "docker.io/library/d:1"));
+	ic_wantindex_free(w);
+	/* the guard makes a delete a KEPT task */
+	json_t *nodes = load("nodes.json");
+	struct ic_spec spec;
+	spec_from("{\"spec\":{\"cacheSpec\":[{\"images\":[\"b:1\",\"zz:1\"]}]}}", &spec);
+	w = ic_wantindex_new(caches, "self");
+	const char *only[] = { "rk8s-node1" };
+	struct ic_plan_input in = { .op = IC_OP_PURGE, .spec = &spec, .nodes = nodes, .only_nodes = only, .n_only = 1,
+				    .pull_policy = "IfNotPresent", .cri_socket = "", .wanted_elsewhere = any_label_wants,
+				    .wanted_ud = w };
+	plan_expect(&in, "rk8s-node1 b:1 delete kept\n"
+			 "rk8s-node1 zz:1 delete pending\n");
+	ic_wantindex_free(w);
+	ic_spec_free(&spec);
+	json_decref(nodes);
+	json_decref(backend);
+	json_decref(other);
+	json_decref(caches);
+}
+
 static void spec_shape_errors_name_the_field(void **state)
 {
 	(void)state;
@@ -677,6 +741,7 @@ int main(void)
 		cmocka_unit_test(failures_are_bounded),
 		cmocka_unit_test(applied_outcome_keeps_failed_deletes),
 		cmocka_unit_test(conditions_and_applied_spec),
+		cmocka_unit_test(want_index_counts_other_caches),
 		cmocka_unit_test(spec_shape_errors_name_the_field),
 	};
 	return cmocka_run_group_tests_name("ic_core", tests, NULL, NULL);

@@ -371,14 +371,15 @@ static void size_limits(void **state)
 	s = big_spec(101, 1, 0);
 	CREATE(s, "spec.cacheSpec: 101 image lists, the limit is 100");
 	free(s);
-	s = big_spec(1, 1000, 0);
+	/* users run about 2,000 images per kubelet (upstream #177): one list holds 5,000 */
+	s = big_spec(1, 5000, 0);
 	CREATE(s, NULL);
 	free(s);
-	s = big_spec(1, 1001, 0);
-	CREATE(s, "spec.cacheSpec[0].images: 1001 images, the limit is 1000 per list");
+	s = big_spec(1, 5001, 0);
+	CREATE(s, "spec.cacheSpec[0].images: 5001 images, the limit is 5000 per list");
 	free(s);
-	s = big_spec(11, 1000, 0);
-	CREATE(s, "spec.cacheSpec: 11000 images in all lists, the limit is 10000");
+	s = big_spec(3, 5000, 0);
+	CREATE(s, "spec.cacheSpec: 15000 images in all lists, the limit is 10000");
 	free(s);
 	s = big_spec(1, 1, 101);
 	CREATE(s, "spec.imagePullSecrets: 101 entries, the limit is 100");
@@ -391,9 +392,9 @@ static void size_limits(void **state)
 	CREATE(sel.buf, "spec.cacheSpec[0].nodeSelector: 65 labels, the limit is 64");
 	sb_release(&sel);
 	/* ratchet: an old object over a limit may shrink or keep its size, not grow */
-	char *old = big_spec(1, 1005, 0), *same = big_spec(1, 1005, 1), *grown = big_spec(1, 1006, 0);
+	char *old = big_spec(1, 5005, 0), *same = big_spec(1, 5005, 1), *grown = big_spec(1, 5006, 0);
 	UPDATE(same, old, NULL);
-	UPDATE(grown, old, "spec.cacheSpec[0].images: 1006 images, the limit is 1000 per list");
+	UPDATE(grown, old, "spec.cacheSpec[0].images: 5006 images, the limit is 5000 per list");
 	free(old), free(same), free(grown);
 }
 
@@ -404,7 +405,7 @@ static void duplicate_check_is_linear(void **state)
 	 * after upstream's checks ran over all of it */
 	char *s = big_spec(1, 200000, 0);
 	int64_t t0 = kf_now_ms();
-	CREATE(s, "spec.cacheSpec[0].images: 200000 images, the limit is 1000 per list");
+	CREATE(s, "spec.cacheSpec[0].images: 200000 images, the limit is 5000 per list");
 	assert_true(kf_now_ms() - t0 < 5000);
 	free(s);
 }
