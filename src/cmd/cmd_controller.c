@@ -52,10 +52,17 @@ int cmd_controller(int argc, char **argv)
 {
 	int64_t deadline_ms, refresh_ms, lease_ms, renew_ms, retry_ms;
 	char *pull_policy, *sa, *priority, *retention, *cri_socket, *kubeconfig, *master, *context, *lease_name,
-		*lease_ns, *tolerations_text, *resources_text;
+		*lease_ns, *tolerations_text, *resources_text, *mode, *agent_sa;
 	int host_network, max_surge, workers, burst, leader_elect, help;
 	double qps;
 	struct flag tab[] = {
+		{ "mode", FLAG_STRING, &mode, "jobs",
+		  "jobs: a Job per node x image (upstream's design); agent: through the node agents' NodeImageCache "
+		  "objects (deploy/ and the Helm chart use agent; docs/agent.md)" },
+		{ "agent-service-account", FLAG_STRING, &agent_sa, "",
+		  "agent mode: the agents' service account (default: kubefledged-agent in $KUBEFLEDGED_NAMESPACE), "
+		  "bound in each namespace where an ImageCache names imagePullSecrets so that agents may read "
+		  "those Secrets; \"-\" = no bindings" },
 		{ "image-pull-deadline-duration", FLAG_DURATION, &deadline_ms, "5m",
 		  "how long one Job may take to pull or delete an image before it is reported failed (per Job; "
 		  "upstream: per batch)" },
@@ -162,6 +169,11 @@ int cmd_controller(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	if (strcmp(mode, "jobs") && strcmp(mode, "agent")) {
+		fprintf(stderr, "kubefledged controller: invalid value --mode=%s: must be jobs or agent\n", mode);
+		rc = 2;
+		goto out;
+	}
 	json_error_t je;
 	tolerations = json_loads(tolerations_text, 0, &je);
 	if (!json_is_array(tolerations)) {
@@ -225,7 +237,13 @@ int cmd_controller(int argc, char **argv)
 	}
 
 	char *default_helper = xasprintf("kubefledged/kubefledged:%s", kf_version());
+	char *agent_sa_full = !strcmp(agent_sa, "-") ? xstrdup("")
+			      : *agent_sa ? (strchr(agent_sa, '/') ? xstrdup(agent_sa) : xasprintf("%s/%s", ns, agent_sa))
+					  : xasprintf("%s/kubefledged-agent", ns);
 	struct ic_controller_opts o = {
+		.mode = strcmp(mode, "agent") ? IC_MODE_JOBS : IC_MODE_AGENT,
+		.agent_grace_ms = 30000,
+		.agent_service_account = agent_sa_full,
 		.job = { .busybox_image = env_or("BUSYBOX_IMAGE", "senthilrch/busybox:1.35.0"),
 			 .delete_namespace = ns,
 			 .tolerations = tolerations,
@@ -260,6 +278,7 @@ int cmd_controller(int argc, char **argv)
 		 (unsigned long long)ks.errors_transport, (unsigned long long)ks.errors_4xx,
 		 (unsigned long long)ks.errors_5xx);
 	free(default_helper);
+	free(agent_sa_full);
 out:
 	ic_controller_free(ctl);
 	json_decref(tolerations);

@@ -86,21 +86,89 @@ static void note_seen(struct ic_controller *ctl, json_t *obj)
 	pthread_mutex_unlock(&ctl->mu);
 }
 
+/* Agent mode: the node syncs must look again when what the caches want changed (a spec, a purge, a
+ * deletion), not on every status write. */
+static void caches_changed(struct ic_controller *ctl)
+{
+	if (ctl->o.mode != IC_MODE_AGENT)
+		return;
+	pthread_mutex_lock(&ctl->mu);
+	ctl->caches_version++;
+	pthread_mutex_unlock(&ctl->mu);
+	ic_nodesync_enqueue_all(ctl);
+}
+
+static int wants_differ(json_t *a, json_t *b)
+{
+	return ic_cache_wants_images(a) != ic_cache_wants_images(b) ||
+	       !json_equal(json_object_get(a, "spec"), json_object_get(b, "spec"));
+}
+
 static void cache_add(void *ud, json_t *obj)
 {
 	enqueue_obj(ud, obj);
+	caches_changed(ud);
 }
 
 static void cache_update(void *ud, json_t *old_obj, json_t *new_obj)
 {
-	(void)old_obj;
 	note_seen(ud, new_obj);
 	enqueue_obj(ud, new_obj);
+	if (old_obj != new_obj && wants_differ(old_obj, new_obj))
+		caches_changed(ud);
 }
 
 static void cache_delete(void *ud, json_t *obj)
 {
 	enqueue_obj(ud, obj);
+	caches_changed(ud);
+}
+
+/* ---- NodeImageCache handlers (agent mode): wake the caches whose operations wait for nodes ---- */
+
+static void wake_running(struct ic_controller *ctl)
+{
+	struct strbuf keys = STRBUF_INIT;
+	pthread_mutex_lock(&ctl->mu);
+	size_t it = 0;
+	const char *k;
+	void *v;
+	while (map_next(&ctl->states, &it, &k, &v))
+		if (((struct ic_cache_state *)v)->op_running)
+			sb_add(&keys, k, strlen(k) + 1);
+	pthread_mutex_unlock(&ctl->mu);
+	for (size_t off = 0; off < keys.len; off += strlen(keys.buf + off) + 1)
+		kube_wq_add(ctl->q, keys.buf + off);
+	sb_release(&keys);
+}
+
+static void nic_add(void *ud, json_t *obj)
+{
+	(void)obj;
+	wake_running(ud);
+}
+
+static void nic_update(void *ud, json_t *old_obj, json_t *new_obj)
+{
+	struct ic_controller *ctl = ud;
+	if (old_obj == new_obj)
+		return; /* resync */
+	/* someone else changed the spec: put ours back */
+	json_t *og = kf_jget(old_obj, "metadata", "generation", NULL), *ng = kf_jget(new_obj, "metadata", "generation", NULL);
+	if (!json_equal(og, ng))
+		ic_nodesync_enqueue(ctl, ic_meta(new_obj, "name"));
+	wake_running(ctl);
+}
+
+static void nic_delete(void *ud, json_t *obj)
+{
+	struct ic_controller *ctl = ud;
+	const char *name = ic_meta(obj, "name");
+	if (!name)
+		return;
+	ic_nic_forget(ctl->nicx, name);
+	ic_nodesync_enqueue(ctl, name); /* deleted by hand while its node lives on: made again if needed */
+	wake_running(ctl);
 }
 
 /* ---- Job and Pod handlers: wake the owning cache ---- */
@@ -214,6 +282,8 @@ static void node_add(void *ud, json_t *node)
 	pthread_mutex_unlock(&ctl->mu);
 	if (synced && !known)
 		node_changed(ctl, node, NULL);
+	if (ctl->o.mode == IC_MODE_AGENT && name)
+		ic_nodesync_enqueue(ctl, name);
 }
 
 static void node_update(void *ud, json_t *old_node, json_t *node)
@@ -231,6 +301,8 @@ static void node_update(void *ud, json_t *old_node, json_t *node)
 	pthread_mutex_unlock(&ctl->mu);
 	if (synced && changed)
 		node_changed(ctl, node, prev && json_is_object(prev) ? prev : NULL);
+	if (changed && ctl->o.mode == IC_MODE_AGENT && name)
+		ic_nodesync_enqueue(ctl, name);
 	json_decref(prev);
 }
 
@@ -262,7 +334,7 @@ static void node_delete(void *ud, json_t *node)
 /* Nodes are most of a controller's memory (status.images alone is tens of KB): keep only what is used. */
 static json_t *trim_node(void *ud, json_t *node)
 {
-	(void)ud;
+	struct ic_controller *ctl = ud;
 	json_t *m = json_object_get(node, "metadata"), *s = json_object_get(node, "status");
 	json_t *out = json_pack("{s:{s:O*, s:O*, s:O*, s:O*, s:O*}, s:{s:O*, s:{s:O*}}}", "metadata", "name",
 				json_object_get(m, "name"), "uid", json_object_get(m, "uid"), "resourceVersion",
@@ -270,7 +342,9 @@ static json_t *trim_node(void *ud, json_t *node)
 				"annotations", json_object_get(m, "annotations"), "status", "images",
 				json_object_get(s, "images"), "nodeInfo", "containerRuntimeVersion",
 				kf_jget(s, "nodeInfo", "containerRuntimeVersion", NULL));
-	/* keep only the names of images, not their sizes */
+	/* keep only the names of images, not their sizes; none in agent mode (the agents know better) */
+	if (ctl->o.mode == IC_MODE_AGENT)
+		json_object_del(json_object_get(out, "status"), "images");
 	json_t *images = kf_jget(out, "status", "images", NULL);
 	size_t i;
 	json_t *img;
@@ -339,17 +413,27 @@ struct ic_controller *ic_controller_new(struct kube_client *c, const struct ic_c
 	struct kube_informer_handlers h = { cache_add, cache_update, cache_delete, ctl };
 	ctl->caches = kube_informer_new(c, &io, &h);
 
-	struct kube_informer_opts no = { .res = &KUBE_NODES, .transform = trim_node };
+	struct kube_informer_opts no = { .res = &KUBE_NODES, .transform = trim_node, .transform_ud = ctl };
 	struct kube_informer_handlers nh = { node_add, node_update, node_delete, ctl };
 	ctl->nodes = kube_informer_new(c, &no, &nh);
 
-	struct kube_informer_opts jo = { .res = &KUBE_JOBS, .label_selector = IC_JOB_SELECTOR, .transform = trim_job };
-	struct kube_informer_handlers jh = { job_add, job_update, job_delete, ctl };
-	ctl->jobs = kube_informer_new(c, &jo, &jh);
+	if (ctl->o.mode == IC_MODE_AGENT) {
+		ctl->nicx = ic_nic_index_new();
+		struct kube_informer_opts xo = { .res = &NIC_RESOURCE, .transform = ic_nic_transform,
+						 .transform_ud = ctl->nicx };
+		struct kube_informer_handlers xh = { nic_add, nic_update, nic_delete, ctl };
+		ctl->nics = kube_informer_new(c, &xo, &xh);
+	} else {
+		struct kube_informer_opts jo = { .res = &KUBE_JOBS, .label_selector = IC_JOB_SELECTOR,
+						 .transform = trim_job };
+		struct kube_informer_handlers jh = { job_add, job_update, job_delete, ctl };
+		ctl->jobs = kube_informer_new(c, &jo, &jh);
 
-	struct kube_informer_opts po = { .res = &KUBE_PODS, .label_selector = IC_JOB_SELECTOR, .transform = trim_pod };
-	struct kube_informer_handlers ph = { pod_add, pod_update, pod_delete, ctl };
-	ctl->pods = kube_informer_new(c, &po, &ph);
+		struct kube_informer_opts po = { .res = &KUBE_PODS, .label_selector = IC_JOB_SELECTOR,
+						 .transform = trim_pod };
+		struct kube_informer_handlers ph = { pod_add, pod_update, pod_delete, ctl };
+		ctl->pods = kube_informer_new(c, &po, &ph);
+	}
 	return ctl;
 }
 
@@ -363,7 +447,9 @@ static void *worker(void *arg)
 	char *key;
 	while ((key = kube_wq_get(ctl->q))) {
 		int64_t requeue = 0;
-		if (ic_sync(ctl, key, &requeue) < 0) {
+		int node = !strncmp(key, IC_NODE_KEY_PREFIX, strlen(IC_NODE_KEY_PREFIX));
+		int rc = node ? ic_nodesync(ctl, key + strlen(IC_NODE_KEY_PREFIX), &requeue) : ic_sync(ctl, key, &requeue);
+		if (rc < 0) {
 			kube_wq_add_rate_limited(ctl->q, key);
 		} else {
 			kube_wq_forget(ctl->q, key);
@@ -407,17 +493,19 @@ int ic_controller_run(struct ic_controller *ctl, const volatile int *stop)
 	ctl->stop = stop;
 	pthread_t *workers = xcalloc((size_t)ctl->o.workers, sizeof *workers);
 	int started = 0;
-	struct kube_informer *infs[] = { ctl->nodes, ctl->jobs, ctl->pods, ctl->caches };
-	const char *names[] = { "nodes", "jobs", "pods", "imagecaches" };
+	int agent = ctl->o.mode == IC_MODE_AGENT;
+	struct kube_informer *infs[] = { ctl->nodes, agent ? ctl->nics : ctl->jobs, agent ? NULL : ctl->pods,
+					 ctl->caches };
+	const char *names[] = { "nodes", agent ? "nodeimagecaches" : "jobs", "pods", "imagecaches" };
 	for (size_t i = 0; i < ARRAY_SIZE(infs); i++) {
-		if (kube_informer_start(infs[i]) < 0) {
+		if (infs[i] && kube_informer_start(infs[i]) < 0) {
 			LOG_ERROR("cannot start the %s informer", names[i]);
 			goto out;
 		}
 	}
 	/* caches last: their first syncs look at Jobs and Nodes */
 	for (size_t i = 0; i < ARRAY_SIZE(infs); i++) {
-		while (kube_informer_wait_synced(infs[i], 1000) < 0) {
+		while (infs[i] && kube_informer_wait_synced(infs[i], 1000) < 0) {
 			if (*stop)
 				goto out;
 			LOG_INFO("waiting for the %s cache to sync", names[i]);
@@ -428,8 +516,9 @@ int ic_controller_run(struct ic_controller *ctl, const volatile int *stop)
 			pthread_mutex_unlock(&ctl->mu);
 		}
 	}
-	LOG_INFO("caches synced: %zu image caches, %zu nodes, %zu jobs; starting %d workers",
-		 kube_informer_len(ctl->caches), kube_informer_len(ctl->nodes), kube_informer_len(ctl->jobs),
+	LOG_INFO("caches synced (%s mode): %zu image caches, %zu nodes, %zu %s; starting %d workers",
+		 agent ? "agent" : "jobs", kube_informer_len(ctl->caches), kube_informer_len(ctl->nodes),
+		 kube_informer_len(agent ? ctl->nics : ctl->jobs), agent ? "node image caches" : "jobs",
 		 ctl->o.workers);
 	for (; started < ctl->o.workers; started++)
 		if (pthread_create(&workers[started], NULL, worker, ctl)) {
@@ -458,7 +547,8 @@ out:
 		pthread_join(workers[i], NULL);
 	free(workers);
 	for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
-		kube_informer_stop(infs[i]);
+		if (infs[i])
+			kube_informer_stop(infs[i]);
 	return rc;
 }
 
@@ -484,6 +574,10 @@ void ic_controller_free(struct ic_controller *ctl)
 	kube_informer_free(ctl->nodes);
 	kube_informer_free(ctl->jobs);
 	kube_informer_free(ctl->pods);
+	kube_informer_free(ctl->nics);
+	ic_nic_index_free(ctl->nicx);
+	ic_cacheset_free(ctl->cacheset);
+	ic_reqs_free_all(ctl);
 	kube_wq_free(ctl->q);
 	kube_recorder_free(ctl->rec);
 	pthread_mutex_destroy(&ctl->mu);

@@ -16,15 +16,25 @@
 #include "kube/kube_client.h"
 #include "util/strbuf.h"
 
+enum ic_mode {
+	IC_MODE_JOBS = 0, /* a Job per node x image (upstream's design) */
+	IC_MODE_AGENT,    /* the node agents, through NodeImageCache objects (docs/agent.md) */
+};
+
 struct ic_controller_opts {
+	enum ic_mode mode;            /* --mode */
 	struct ic_job_opts job;       /* Job rendering; job.image_pull_policy is --image-pull-policy */
 	const char *cri_socket;       /* --cri-socket-path ("" = detect per node) */
 	int64_t pull_deadline_ms;     /* --image-pull-deadline-duration: per Job, from its creation */
 	int64_t refresh_ms;           /* --image-cache-refresh-frequency; 0 = no periodic refresh */
 	int retain_jobs;              /* --job-retention-policy=retain */
-	int jobs_max_surge;           /* --jobs-max-surge: most Jobs running at once; 0 = no limit */
+	int jobs_max_surge;           /* --jobs-max-surge: most Jobs in flight; 0 = derived from the node count */
 	int workers;                  /* --workers: caches synced in parallel */
 	int64_t progress_interval_ms; /* shortest interval between progress writes while Processing */
+	int64_t agent_grace_ms;       /* agent mode: a task is given up at pull deadline + this (agents retry
+				       * transient errors until the deadline themselves) */
+	const char *agent_service_account; /* agent mode: "namespace/name" of the agents' service account,
+					    * bound to read the pull secrets ImageCaches name; "" = no bindings */
 };
 
 struct ic_controller;

@@ -8,6 +8,8 @@
  *   ic_op.c           an operation's life common to both modes: start (plan, Processing), progress, finish
  *   ic_write.c        status and annotation writes, whatever CRD is installed (ours or upstream's)
  *   ic_op_jobs.c      job mode: tasks carried out by Jobs
+ *   ic_op_agent.c     agent mode: tasks carried out by the node agents, results folded from NodeImageCaches
+ *   ic_nodesync.c     agent mode: each node's NodeImageCache spec, written when it differs
  *
  * Locking: ctl->mu guards the states map, every field of struct ic_cache_state except `op`, the pod index,
  * the node table and the recent-actions table. `op` belongs to the worker that is syncing the key: the work
@@ -20,6 +22,8 @@
 #include <stdatomic.h>
 
 #include "ic_controller.h"
+#include "ic_nic.h"
+#include "ic_nodeplan.h"
 #include "ic_status.h"
 #include "ic_task.h"
 #include "ic_types.h"
@@ -33,7 +37,7 @@
 
 struct ic_op {
 	enum ic_op_type type;
-	char *ns;                  /* the cache's namespace */
+	char *ns, *name;           /* the cache's namespace and name */
 	long long generation;      /* metadata.generation the operation applies */
 	char *spec_hash;           /* hash of the spec it applies (upstream's CRD: edits are found by it) */
 	time_t start;
@@ -46,6 +50,9 @@ struct ic_op {
 	int64_t last_progress_ms;
 	size_t last_progress_done;
 	size_t next_pending;       /* job mode: no task before this index is pending */
+	uint64_t *seen_versions;   /* agent mode: per node of ts, the NodeImageCache version last folded */
+	int digest_round;          /* agent mode: a refresh asked nodes on an older digest to pull again */
+	json_t *stale_digests;     /* agent mode: image -> [nodes] still on an older digest after that */
 };
 
 struct ic_cache_state {
@@ -67,7 +74,11 @@ struct ic_controller {
 	struct kube_client *c;
 	struct ic_controller_opts o;
 	const volatile int *stop;
-	struct kube_informer *caches, *nodes, *jobs, *pods;
+	struct kube_informer *caches, *nodes, *jobs, *pods, *nics;
+	struct ic_nic_index *nicx;       /* agent mode: the NodeImageCaches, compact */
+	struct ic_cacheset *cacheset;    /* agent mode: every wanting cache, parsed; rebuilt when caches change */
+	uint64_t caches_version, cacheset_version; /* (guarded by mu) */
+	struct map node_reqs;            /* agent mode: node -> struct ic_reqs *: what running operations ask */
 	struct kube_workqueue *q;
 	struct kube_recorder *rec;
 	pthread_mutex_t mu;
@@ -136,6 +147,26 @@ int ic_write_progress(struct ic_controller *ctl, struct ic_cache_state *st, json
 /* Removes the annotations (NULL entries skipped). 0 or -1 (a missing object counts as done). */
 int ic_remove_annotations(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj,
 			  const char *const anns[2]);
+
+/* ic_op_agent.c: agent mode */
+/* Prepares a planned operation: which pulls must be fresh (pullGeneration raised), the requests of its
+ * tasks registered for the node syncs, every task running. */
+void ic_agent_start(struct ic_controller *ctl, struct ic_op *op);
+int ic_agent_continue(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj, int64_t *requeue_ms);
+/* Withdraws the operation's requests (it finished, or its cache went) and wakes the node syncs. */
+void ic_agent_release(struct ic_controller *ctl, struct ic_op *op);
+
+/* ic_nodesync.c: agent mode */
+#define IC_NODE_KEY_PREFIX "node:" /* work queue keys "node:<name>" (cache keys are "ns/name") */
+/* Writes node's NodeImageCache spec when it differs from what the caches and operations ask. */
+int ic_nodesync(struct ic_controller *ctl, const char *node, int64_t *requeue_ms);
+void ic_nodesync_enqueue(struct ic_controller *ctl, const char *node);
+void ic_nodesync_enqueue_all(struct ic_controller *ctl);
+/* A request of a running operation for (node, canonical image): a fresh pull (pull_gen > 0) or a removal. */
+void ic_reqs_add(struct ic_controller *ctl, const char *node, const char *canonical, int64_t pull_gen,
+		 const char *delete_owner_ns, const char *delete_owner_name, const char *cache_key);
+void ic_reqs_drop_cache(struct ic_controller *ctl, const char *cache_key, struct map *touched_nodes);
+void ic_reqs_free_all(struct ic_controller *ctl);
 
 /* ic_op_jobs.c: job mode */
 int ic_jobs_continue(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj, int64_t *requeue_ms);

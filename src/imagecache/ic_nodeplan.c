@@ -1,6 +1,10 @@
-/* ic_nodeplan.c - per-node planning across ImageCaches; see ic_nodeplan.h. */
+/* ic_nodeplan.c - per-node planning across ImageCaches; see ic_nodeplan.h.
+ *
+ * The set keeps every wanting cache's lists with their images' canonical forms, and an inverted index
+ * canonical -> (cache, list) for the owner counts of the delete guard. */
 #include "ic_nodeplan.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "ic_status.h"
@@ -8,8 +12,19 @@
 #include "util/map.h"
 #include "util/util.h"
 
+struct cs_list {
+	const struct ic_list *l;
+	char **canon;     /* canonical form per image; NULL for one that does not parse */
+};
+
+struct cs_cache {
+	struct ic_spec spec;
+	char *ns, *name, *uid;
+	struct cs_list *lists;
+};
+
 struct want_ref {
-	size_t cache;              /* index into specs */
+	size_t cache;
 	const struct ic_list *list;
 };
 
@@ -18,9 +33,10 @@ struct want_refs {
 	size_t n, cap;
 };
 
-struct ic_wantindex {
-	struct ic_spec *specs;
-	size_t n_specs;
+struct ic_cacheset {
+	atomic_int refs;
+	struct cs_cache *c;
+	size_t n;
 	struct map by_image; /* canonical -> struct want_refs * */
 };
 
@@ -42,70 +58,128 @@ static void refs_free(void *p)
 	free(r);
 }
 
-struct ic_wantindex *ic_wantindex_new(json_t *caches, const char *skip_uid)
+static void add_ref(struct ic_cacheset *cs, const char *canon, size_t ci, const struct ic_list *l)
 {
-	struct ic_wantindex *w = xcalloc(1, sizeof *w);
-	w->specs = xcalloc(json_array_size(caches) + 1, sizeof *w->specs);
+	struct want_refs *r = map_get(&cs->by_image, canon);
+	if (!r) {
+		r = xcalloc(1, sizeof *r);
+		map_put(&cs->by_image, canon, r);
+	}
+	if (r->n && r->v[r->n - 1].cache == ci && r->v[r->n - 1].list == l)
+		return;
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 4;
+		r->v = xrealloc(r->v, r->cap * sizeof *r->v);
+	}
+	r->v[r->n++] = (struct want_ref){ ci, l };
+}
+
+struct ic_cacheset *ic_cacheset_new(json_t *caches)
+{
+	struct ic_cacheset *cs = xcalloc(1, sizeof *cs);
+	atomic_init(&cs->refs, 1);
+	cs->c = xcalloc(json_array_size(caches) + 1, sizeof *cs->c);
 	struct strbuf canon = STRBUF_INIT, err = STRBUF_INIT;
 	size_t i;
 	json_t *c;
 	json_array_foreach(caches, i, c) {
-		const char *uid = kf_jstr(c, "metadata", "uid", NULL);
-		if ((skip_uid && uid && !strcmp(uid, skip_uid)) || !ic_cache_wants_images(c))
+		if (!ic_cache_wants_images(c))
 			continue;
+		struct cs_cache *cc = &cs->c[cs->n];
 		sb_reset(&err);
-		struct ic_spec *spec = &w->specs[w->n_specs];
-		if (ic_spec_parse(c, spec, &err) < 0)
+		if (ic_spec_parse(c, &cc->spec, &err) < 0)
 			continue;
-		size_t ci = w->n_specs++;
-		for (size_t l = 0; l < spec->n_lists; l++) {
-			for (size_t j = 0; j < spec->lists[l].n_images; j++) {
+		size_t ci = cs->n++;
+		const char *ns = kf_jstr(c, "metadata", "namespace", NULL), *name = kf_jstr(c, "metadata", "name", NULL);
+		const char *uid = kf_jstr(c, "metadata", "uid", NULL);
+		cc->ns = xstrdup(ns ? ns : "");
+		cc->name = xstrdup(name ? name : "");
+		cc->uid = xstrdup(uid ? uid : "");
+		cc->lists = xcalloc(cc->spec.n_lists + 1, sizeof *cc->lists);
+		for (size_t l = 0; l < cc->spec.n_lists; l++) {
+			const struct ic_list *il = &cc->spec.lists[l];
+			cc->lists[l].l = il;
+			cc->lists[l].canon = xcalloc(il->n_images + 1, sizeof(char *));
+			for (size_t j = 0; j < il->n_images; j++) {
 				sb_reset(&canon);
-				ic_image_canonical(spec->lists[l].images[j], &canon, NULL);
-				struct want_refs *r = map_get(&w->by_image, canon.buf);
-				if (!r) {
-					r = xcalloc(1, sizeof *r);
-					map_put(&w->by_image, canon.buf, r);
-				}
-				if (r->n == r->cap) {
-					r->cap = r->cap ? r->cap * 2 : 4;
-					r->v = xrealloc(r->v, r->cap * sizeof *r->v);
-				}
-				r->v[r->n++] = (struct want_ref){ ci, &spec->lists[l] };
+				if (!ic_image_canonical(il->images[j], &canon, NULL))
+					continue;
+				cc->lists[l].canon[j] = xstrdup(canon.buf);
+				add_ref(cs, canon.buf, ci, il);
 			}
 		}
 	}
 	sb_release(&canon);
 	sb_release(&err);
-	return w;
+	return cs;
 }
 
-void ic_wantindex_free(struct ic_wantindex *w)
+struct ic_cacheset *ic_cacheset_ref(struct ic_cacheset *cs)
 {
-	if (!w)
+	if (cs)
+		atomic_fetch_add(&cs->refs, 1);
+	return cs;
+}
+
+void ic_cacheset_free(struct ic_cacheset *cs)
+{
+	if (!cs || atomic_fetch_sub(&cs->refs, 1) > 1)
 		return;
-	for (size_t i = 0; i < w->n_specs; i++)
-		ic_spec_free(&w->specs[i]);
-	free(w->specs);
-	map_free(&w->by_image, refs_free);
-	free(w);
+	for (size_t i = 0; i < cs->n; i++) {
+		struct cs_cache *cc = &cs->c[i];
+		for (size_t l = 0; l < cc->spec.n_lists; l++) {
+			for (size_t j = 0; j < cc->spec.lists[l].n_images; j++)
+				free(cc->lists[l].canon[j]);
+			free(cc->lists[l].canon);
+		}
+		free(cc->lists);
+		free(cc->ns);
+		free(cc->name);
+		free(cc->uid);
+		ic_spec_free(&cc->spec);
+	}
+	free(cs->c);
+	map_free(&cs->by_image, refs_free);
+	free(cs);
 }
 
-size_t ic_wantindex_owners(const struct ic_wantindex *w, json_t *node_labels, const char *canonical_image)
+size_t ic_cacheset_len(const struct ic_cacheset *cs)
 {
-	const struct want_refs *r = w ? map_get(&w->by_image, canonical_image) : NULL;
+	return cs ? cs->n : 0;
+}
+
+size_t ic_cacheset_owners(const struct ic_cacheset *cs, json_t *node_labels, const char *canonical_image,
+			  const char *skip_uid)
+{
+	const struct want_refs *r = cs ? map_get(&cs->by_image, canonical_image) : NULL;
 	size_t owners = 0, last = (size_t)-1;
 	for (size_t i = 0; r && i < r->n; i++) {
 		/* refs of one cache are adjacent (added cache by cache): count each cache once */
-		if (r->v[i].cache == last || !ic_list_matches_node(r->v[i].list, node_labels))
+		size_t ci = r->v[i].cache;
+		if (ci == last || (skip_uid && !strcmp(cs->c[ci].uid, skip_uid)) ||
+		    !ic_list_matches_node(r->v[i].list, node_labels))
 			continue;
-		last = r->v[i].cache;
+		last = ci;
 		owners++;
 	}
 	return owners;
 }
 
-int ic_wantindex_wants(const struct ic_wantindex *w, json_t *node_labels, const char *canonical_image)
+void ic_cacheset_node_wants(const struct ic_cacheset *cs, json_t *node_labels,
+			    void (*cb)(void *ud, const struct ic_want *w), void *ud)
 {
-	return ic_wantindex_owners(w, node_labels, canonical_image) > 0;
+	for (size_t ci = 0; cs && ci < cs->n; ci++) {
+		const struct cs_cache *cc = &cs->c[ci];
+		for (size_t l = 0; l < cc->spec.n_lists; l++) {
+			if (!ic_list_matches_node(cc->lists[l].l, node_labels))
+				continue;
+			for (size_t j = 0; j < cc->lists[l].l->n_images; j++) {
+				if (!cc->lists[l].canon[j])
+					continue;
+				struct ic_want w = { cc->lists[l].canon[j], cc->ns, cc->name, cc->spec.pull_secrets,
+						     cc->spec.n_pull_secrets };
+				cb(ud, &w);
+			}
+		}
+	}
 }

@@ -3,11 +3,12 @@
  *   - job mode asks it before deleting an image from a node (another ImageCache may still list it there:
  *     the delete becomes a KEPT task, issue 10 item 12);
  *   - agent mode writes each node's NodeImageCache spec from it (the union over every cache whose lists
- *     select the node, owners counted).
+ *     select the node, owners counted, pull secrets merged).
  * Pure: the caller passes the ImageCache objects and the nodes' labels; nothing here talks to the API.
  *
  * A cache wants the images of its lists on the nodes the lists select unless it is purged (status reason
- * ImageCachePurge) or about to be (purge annotation), or being deleted. */
+ * ImageCachePurge) or about to be (purge annotation), or being deleted. References that do not parse are
+ * left out (they are reported as failures by the cache's own operation, never sent to a node). */
 #ifndef IC_NODEPLAN_H
 #define IC_NODEPLAN_H
 
@@ -16,17 +17,32 @@
 
 #include "ic_types.h"
 
-/* An index of what a set of ImageCaches wants: canonical image -> the lists that name it. */
-struct ic_wantindex;
+/* Every ImageCache that wants images, parsed and normalised once. Immutable after ic_cacheset_new, so
+ * several threads may read one; reference counted. */
+struct ic_cacheset;
 
-/* Builds the index over caches (a JSON array of ImageCache objects, borrowed), leaving out the cache with
- * uid skip_uid (may be NULL). */
-struct ic_wantindex *ic_wantindex_new(json_t *caches, const char *skip_uid);
-void ic_wantindex_free(struct ic_wantindex *w);
-/* 1 when some cache of the index wants canonical_image on a node with these labels (a JSON object or NULL). */
-int ic_wantindex_wants(const struct ic_wantindex *w, json_t *node_labels, const char *canonical_image);
-/* How many caches of the index want it there (owners counted). */
-size_t ic_wantindex_owners(const struct ic_wantindex *w, json_t *node_labels, const char *canonical_image);
+/* Builds the set from caches (a JSON array of ImageCache objects, borrowed), with one reference. */
+struct ic_cacheset *ic_cacheset_new(json_t *caches);
+struct ic_cacheset *ic_cacheset_ref(struct ic_cacheset *cs); /* another reference (thread safe) */
+void ic_cacheset_free(struct ic_cacheset *cs);                /* drops a reference; the last frees */
+size_t ic_cacheset_len(const struct ic_cacheset *cs);
+
+/* How many caches of the set, other than the one with uid skip_uid (may be NULL), want canonical_image on a
+ * node with these labels (a JSON object or NULL). */
+size_t ic_cacheset_owners(const struct ic_cacheset *cs, json_t *node_labels, const char *canonical_image,
+			  const char *skip_uid);
+
+/* One cache's part of a node's desired set, given to the callback once per (cache, image), images of one
+ * cache in the cache's order; ns, name and the pull secrets are the cache's (borrowed from the set). */
+struct ic_want {
+	const char *canonical;
+	const char *ns, *name;
+	const char *const *pull_secrets; /* names, in the cache's namespace */
+	size_t n_pull_secrets;
+};
+void ic_cacheset_node_wants(const struct ic_cacheset *cs, json_t *node_labels,
+			    void (*cb)(void *ud, const struct ic_want *w), void *ud);
+
 /* 1 when the cache object wants its images (not purged, not being purged, not being deleted). */
 int ic_cache_wants_images(json_t *cache);
 

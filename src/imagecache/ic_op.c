@@ -15,6 +15,11 @@ void ic_op_free(struct ic_controller *ctl, struct ic_op *op)
 {
 	if (!op)
 		return;
+	if (op->seen_versions) /* agent mode, started: its requests go */
+		ic_agent_release(ctl, op);
+	free(op->seen_versions);
+	json_decref(op->stale_digests);
+	free(op->name);
 	for (size_t i = 0; i < op->ts.n; i++)
 		if (op->ts.v[i].state == IC_TASK_RUNNING && op->ts.v[i].job_name)
 			atomic_fetch_sub(&ctl->active_jobs, 1);
@@ -63,7 +68,7 @@ static void cancel_gone(struct ic_controller *ctl, struct ic_cache_state *st, st
 			struct ic_task *t = &op->ts.v[i];
 			if (ic_task_done(t->state))
 				continue;
-			if (t->job_name)
+			if (t->job_name && ctl->o.mode == IC_MODE_JOBS)
 				ic_jobs_cancel(ctl, op, t);
 			ic_task_set_result(t, IC_TASK_CANCELLED, "NodeDeleted", "the node was deleted");
 			n++;
@@ -130,7 +135,8 @@ int ic_op_continue(struct ic_controller *ctl, struct ic_cache_state *st, json_t 
 	struct ic_op *op = st->op;
 	if (any_gone(ctl, st))
 		cancel_gone(ctl, st, op);
-	int rc = ic_jobs_continue(ctl, st, obj, requeue_ms);
+	int rc = ctl->o.mode == IC_MODE_AGENT ? ic_agent_continue(ctl, st, obj, requeue_ms)
+					     : ic_jobs_continue(ctl, st, obj, requeue_ms);
 	struct ic_task_counts c;
 	ic_tasks_count(&op->ts, &c);
 	if (c.done == c.total)
@@ -154,7 +160,8 @@ int ic_op_continue(struct ic_controller *ctl, struct ic_cache_state *st, json_t 
 /* The delete guard: another ImageCache still wants the image on that node. */
 struct guard {
 	struct ic_controller *ctl;
-	struct ic_wantindex *w;
+	struct ic_cacheset *cs;
+	const char *self_uid;
 };
 
 static int wanted_elsewhere(void *ud, const char *node, const char *canonical)
@@ -163,7 +170,7 @@ static int wanted_elsewhere(void *ud, const char *node, const char *canonical)
 	pthread_mutex_lock(&g->ctl->mu);
 	json_t *labels = json_incref(map_get(&g->ctl->node_labels, node));
 	pthread_mutex_unlock(&g->ctl->mu);
-	int wants = ic_wantindex_wants(g->w, json_is_object(labels) ? labels : NULL, canonical);
+	int wants = ic_cacheset_owners(g->cs, json_is_object(labels) ? labels : NULL, canonical, g->self_uid) > 0;
 	json_decref(labels);
 	return wants;
 }
@@ -213,6 +220,7 @@ int ic_op_start(struct ic_controller *ctl, struct ic_cache_state *st, json_t *ob
 	struct ic_op *op = xcalloc(1, sizeof *op);
 	op->type = req->type;
 	op->ns = xstrdup(ns ? ns : "");
+	op->name = xstrdup(name ? name : "");
 	op->generation = gen;
 	op->spec_hash = ic_spec_hash(json_object_get(obj, "spec"));
 	op->start = time(NULL);
@@ -224,10 +232,10 @@ int ic_op_start(struct ic_controller *ctl, struct ic_cache_state *st, json_t *ob
 	op->applied_before = have_applied ? json_incref(json_object_get(aj, "cacheSpec")) : NULL;
 	ic_tasks_init(&op->ts);
 	json_t *nodes = kube_informer_list(ctl->nodes);
-	struct guard g = { ctl, NULL };
+	struct guard g = { ctl, NULL, ic_meta(obj, "uid") };
 	if (req->type != IC_OP_CREATE) {
 		json_t *caches = kube_informer_list(ctl->caches);
-		g.w = ic_wantindex_new(caches, ic_meta(obj, "uid"));
+		g.cs = ic_cacheset_new(caches);
 		json_decref(caches);
 	}
 	struct ic_plan_input in = {
@@ -243,11 +251,12 @@ int ic_op_start(struct ic_controller *ctl, struct ic_cache_state *st, json_t *ob
 		.recent_ud = ctl,
 		.explicit_request = req->type == IC_OP_REFRESH && req->annotations[0] != NULL,
 		.leftovers_only = req->leftovers_only,
-		.wanted_elsewhere = g.w ? wanted_elsewhere : NULL,
+		.agent_mode = ctl->o.mode == IC_MODE_AGENT,
+		.wanted_elsewhere = g.cs ? wanted_elsewhere : NULL,
 		.wanted_ud = &g,
 	};
 	ic_plan(&in, &op->ts);
-	ic_wantindex_free(g.w);
+	ic_cacheset_free(g.cs);
 	json_decref(nodes);
 	if (have_applied)
 		ic_spec_free(&applied);
@@ -276,7 +285,9 @@ int ic_op_start(struct ic_controller *ctl, struct ic_cache_state *st, json_t *ob
 		 name, ic_op_name(req->type), gen, op->ts.n, present, req->node_join ? " (new nodes)" : "");
 	atomic_fetch_add(&ctl->n_ops, 1);
 	ic_op_attach(ctl, st, op);
-	if (req->adopt)
+	if (ctl->o.mode == IC_MODE_AGENT)
+		ic_agent_start(ctl, op);
+	else if (req->adopt)
 		ic_jobs_adopt(ctl, obj, op);
 	return ic_op_continue(ctl, st, obj, requeue_ms);
 }

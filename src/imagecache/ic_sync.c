@@ -94,14 +94,16 @@ static void drop_state(struct ic_controller *ctl, const char *key, struct ic_cac
 {
 	/* pull Jobs go with their owner (garbage collector); delete Jobs in our namespace are deleted here;
 	 * nothing is removed from nodes, as upstream */
-	if (st->op)
+	int jobs = ctl->o.mode == IC_MODE_JOBS;
+	if (st->op && jobs)
 		for (size_t i = 0; i < st->op->ts.n; i++)
 			if (st->op->ts.v[i].job_name && !ic_task_done(st->op->ts.v[i].state))
 				ic_jobs_cancel(ctl, st->op, &st->op->ts.v[i]);
 	struct ic_op *op = st->op;
 	ic_op_attach(ctl, st, NULL);
 	ic_op_free(ctl, op);
-	ic_jobs_forget_cache(ctl, st->uid);
+	if (jobs)
+		ic_jobs_forget_cache(ctl, st->uid);
 	pthread_mutex_lock(&ctl->mu);
 	ic_state_del(ctl, key);
 	pthread_mutex_unlock(&ctl->mu);
@@ -154,7 +156,8 @@ static int decide(struct ic_controller *ctl, struct ic_cache_state *st, json_t *
 	}
 	if (!st->first_sync_done) {
 		st->first_sync_done = 1;
-		ic_jobs_adopt(ctl, obj, NULL);
+		if (ctl->o.mode == IC_MODE_JOBS)
+			ic_jobs_adopt(ctl, obj, NULL);
 	}
 
 	pthread_mutex_lock(&ctl->mu);

@@ -400,7 +400,7 @@ static void plan_expect(struct ic_plan_input *in, const char *want)
 static int any_label_wants(void *ud, const char *node, const char *canonical)
 {
 	(void)node;
-	return ic_wantindex_wants(ud, NULL, canonical);
+	return ic_cacheset_owners(ud, NULL, canonical, "self") > 0;
 }
 
 static void plan_trusts_own_recent_actions(void **state)
@@ -672,27 +672,28 @@ static void want_index_counts_other_caches(void **state)
 		"  \"nodeSelector\":{\"tier\":\"backend\"}}]}}]", 0, NULL);
 	assert_non_null(caches);
 	json_t *backend = json_pack("{s:s}", "tier", "backend"), *other = json_pack("{s:s}", "tier", "front");
-	struct ic_wantindex *w = ic_wantindex_new(caches, "self");
+	struct ic_cacheset *w = ic_cacheset_new(caches);
 	/* u2 wants a:1 everywhere (twice, counted once); u5 only on backend nodes; self is left out */
-	assert_int_equal(ic_wantindex_owners(w, backend, "docker.io/library/a:1"), 2);
-	assert_int_equal(ic_wantindex_owners(w, other, "docker.io/library/a:1"), 1);
-	assert_true(ic_wantindex_wants(w, NULL, "docker.io/library/b:1"));
+	assert_int_equal(ic_cacheset_owners(w, backend, "docker.io/library/a:1", "self"), 2);
+	assert_int_equal(ic_cacheset_owners(w, other, "docker.io/library/a:1", "self"), 1);
+	assert_int_equal(ic_cacheset_owners(w, other, "docker.io/library/a:1", NULL), 2);
+	assert_true(ic_cacheset_owners(w, NULL, "docker.io/library/b:1", "self"));
 	/* purged and being purged caches want nothing */
-	assert_false(ic_wantindex_wants(w, backend, "docker.io/library/c:1"));
-	assert_false(ic_wantindex_wants(w, backend, "docker.io/library/d:1"));
-	ic_wantindex_free(w);
+	assert_false(ic_cacheset_owners(w, backend, "docker.io/library/c:1", NULL));
+	assert_false(ic_cacheset_owners(w, backend, "docker.io/library/d:1", NULL));
+	ic_cacheset_free(w);
 	/* the guard makes a delete a KEPT task */
 	json_t *nodes = load("nodes.json");
 	struct ic_spec spec;
 	spec_from("{\"spec\":{\"cacheSpec\":[{\"images\":[\"b:1\",\"zz:1\"]}]}}", &spec);
-	w = ic_wantindex_new(caches, "self");
+	w = ic_cacheset_new(caches);
 	const char *only[] = { "rk8s-node1" };
 	struct ic_plan_input in = { .op = IC_OP_PURGE, .spec = &spec, .nodes = nodes, .only_nodes = only, .n_only = 1,
 				    .pull_policy = "IfNotPresent", .cri_socket = "", .wanted_elsewhere = any_label_wants,
 				    .wanted_ud = w };
 	plan_expect(&in, "rk8s-node1 b:1 delete kept\n"
 			 "rk8s-node1 zz:1 delete pending\n");
-	ic_wantindex_free(w);
+	ic_cacheset_free(w);
 	ic_spec_free(&spec);
 	json_decref(nodes);
 	json_decref(backend);

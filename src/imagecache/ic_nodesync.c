@@ -1,0 +1,313 @@
+/* ic_nodesync.c - agent mode: the sync of one node's NodeImageCache spec (work queue keys "node:<name>").
+ *
+ * The desired spec is worked out from scratch every time, level-triggered:
+ *   - Pull entries from every ImageCache that wants images on this node (ic_nodeplan.h), owners counted and
+ *     pull secrets merged;
+ *   - what running operations ask (the request table below): a fresh pull (pullGeneration raised) and
+ *     removals (action Delete), a removal only when no cache wants the image here any more;
+ *   - pullGeneration never goes down (the current spec's value is the floor), and a size hint from any node
+ *     that reported the image's size.
+ * It is written only when its hash differs from the object's (the reply updates the index at once, so a
+ * second sync before the watch event does not write again). An object is created, owned by the Node (the
+ * garbage collector deletes it with the node), only when the node has something to hold.
+ *
+ * The request table lives under ctl->mu: operations add their requests when they start and drop them when
+ * they end; the node syncs read it. */
+#include <string.h>
+
+#include "ic_controller_int.h"
+#include "util/log.h"
+
+struct ic_req {
+	char *image;       /* canonical */
+	int64_t pull_gen;  /* > 0: the node must pull at least this generation */
+	char *del_ns, *del_name; /* a removal asked by this cache, or NULL */
+	char *cache;       /* "ns/name" of the operation's cache */
+};
+
+struct ic_reqs {
+	struct ic_req *v;
+	size_t n, cap;
+};
+
+static void req_clear(struct ic_req *r)
+{
+	free(r->image);
+	free(r->del_ns);
+	free(r->del_name);
+	free(r->cache);
+}
+
+static void reqs_free(void *p)
+{
+	struct ic_reqs *rs = p;
+	if (!rs)
+		return;
+	for (size_t i = 0; i < rs->n; i++)
+		req_clear(&rs->v[i]);
+	free(rs->v);
+	free(rs);
+}
+
+void ic_reqs_add(struct ic_controller *ctl, const char *node, const char *canonical, int64_t pull_gen,
+		 const char *delete_owner_ns, const char *delete_owner_name, const char *cache_key)
+{
+	pthread_mutex_lock(&ctl->mu);
+	struct ic_reqs *rs = map_get(&ctl->node_reqs, node);
+	if (!rs) {
+		rs = xcalloc(1, sizeof *rs);
+		map_put(&ctl->node_reqs, node, rs);
+	}
+	if (rs->n == rs->cap) {
+		rs->cap = rs->cap ? rs->cap * 2 : 8;
+		rs->v = xrealloc(rs->v, rs->cap * sizeof *rs->v);
+	}
+	rs->v[rs->n++] = (struct ic_req){ xstrdup(canonical), pull_gen,
+					  delete_owner_ns ? xstrdup(delete_owner_ns) : NULL,
+					  delete_owner_name ? xstrdup(delete_owner_name) : NULL, xstrdup(cache_key) };
+	pthread_mutex_unlock(&ctl->mu);
+}
+
+void ic_reqs_drop_cache(struct ic_controller *ctl, const char *cache_key, struct map *touched)
+{
+	pthread_mutex_lock(&ctl->mu);
+	size_t it = 0;
+	const char *node;
+	void *v;
+	while (map_next(&ctl->node_reqs, &it, &node, &v)) {
+		struct ic_reqs *rs = v;
+		size_t w = 0;
+		for (size_t i = 0; i < rs->n; i++) {
+			if (!strcmp(rs->v[i].cache, cache_key)) {
+				req_clear(&rs->v[i]);
+				if (touched)
+					map_put(touched, node, NULL);
+				continue;
+			}
+			rs->v[w++] = rs->v[i];
+		}
+		rs->n = w;
+	}
+	pthread_mutex_unlock(&ctl->mu);
+}
+
+void ic_reqs_free_all(struct ic_controller *ctl)
+{
+	map_free(&ctl->node_reqs, reqs_free);
+}
+
+void ic_nodesync_enqueue(struct ic_controller *ctl, const char *node)
+{
+	char key[300];
+	snprintf(key, sizeof key, IC_NODE_KEY_PREFIX "%s", node);
+	kube_wq_add(ctl->q, key);
+}
+
+void ic_nodesync_enqueue_all(struct ic_controller *ctl)
+{
+	json_t *nodes = kube_informer_list(ctl->nodes);
+	size_t i;
+	json_t *n;
+	json_array_foreach(nodes, i, n) {
+		const char *name = ic_meta(n, "name");
+		if (name)
+			ic_nodesync_enqueue(ctl, name);
+	}
+	json_decref(nodes);
+}
+
+/* ---- the desired spec ---- */
+
+struct entry {
+	json_t *owners;    /* [{namespace, name}] */
+	json_t *secrets;   /* [{namespace, name}] */
+	json_t *del_owners;
+	int64_t gen;
+	int del;
+};
+
+static void entry_free(void *p)
+{
+	struct entry *e = p;
+	if (!e)
+		return;
+	json_decref(e->owners);
+	json_decref(e->secrets);
+	json_decref(e->del_owners);
+	free(e);
+}
+
+static struct entry *entry_get(struct map *m, const char *image)
+{
+	struct entry *e = map_get(m, image);
+	if (!e) {
+		e = xcalloc(1, sizeof *e);
+		e->owners = json_array();
+		e->secrets = json_array();
+		e->del_owners = json_array();
+		map_put(m, image, e);
+	}
+	return e;
+}
+
+/* Appends {namespace, name} unless the array holds it already. */
+static void add_ref_unique(json_t *arr, const char *ns, const char *name)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(arr, i, r) {
+		if (!strcmp(kf_jstr(r, "namespace", NULL), ns) && !strcmp(kf_jstr(r, "name", NULL), name))
+			return;
+	}
+	json_array_append_new(arr, json_pack("{s:s, s:s}", "namespace", ns, "name", name));
+}
+
+static void on_want(void *ud, const struct ic_want *w)
+{
+	struct entry *e = entry_get(ud, w->canonical);
+	add_ref_unique(e->owners, w->ns, w->name);
+	for (size_t i = 0; i < w->n_pull_secrets; i++)
+		if (w->pull_secrets[i] && *w->pull_secrets[i])
+			add_ref_unique(e->secrets, w->ns, w->pull_secrets[i]);
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The cache set, rebuilt (outside the lock) when the caches changed since it was built; a new reference. */
+static struct ic_cacheset *cacheset_current(struct ic_controller *ctl)
+{
+	pthread_mutex_lock(&ctl->mu);
+	if (ctl->cacheset && ctl->cacheset_version == ctl->caches_version) {
+		struct ic_cacheset *cs = ic_cacheset_ref(ctl->cacheset);
+		pthread_mutex_unlock(&ctl->mu);
+		return cs;
+	}
+	uint64_t v = ctl->caches_version;
+	pthread_mutex_unlock(&ctl->mu);
+	json_t *caches = kube_informer_list(ctl->caches);
+	struct ic_cacheset *cs = ic_cacheset_new(caches);
+	json_decref(caches);
+	pthread_mutex_lock(&ctl->mu);
+	if (!ctl->cacheset || v > ctl->cacheset_version) {
+		ic_cacheset_free(ctl->cacheset);
+		ctl->cacheset = ic_cacheset_ref(cs);
+		ctl->cacheset_version = v;
+	}
+	pthread_mutex_unlock(&ctl->mu);
+	return cs;
+}
+
+static json_t *desired_spec(struct ic_controller *ctl, const char *node, json_t *labels, struct ic_cacheset *cs)
+{
+	struct map ents = MAP_INIT;
+	ic_cacheset_node_wants(cs, labels, on_want, &ents);
+	pthread_mutex_lock(&ctl->mu);
+	struct ic_reqs *rs = map_get(&ctl->node_reqs, node);
+	for (size_t i = 0; rs && i < rs->n; i++) {
+		struct ic_req *r = &rs->v[i];
+		struct entry *e = map_get(&ents, r->image);
+		if (r->del_ns) {
+			if (e && json_array_size(e->owners))
+				continue; /* wanted by a cache: kept (the operation sees it so) */
+			e = entry_get(&ents, r->image);
+			e->del = 1;
+			add_ref_unique(e->del_owners, r->del_ns, r->del_name);
+		} else if (e && r->pull_gen > e->gen) {
+			e->gen = r->pull_gen;
+		}
+	}
+	pthread_mutex_unlock(&ctl->mu);
+
+	size_t n = ents.len, k = 0, it = 0;
+	const char **keys = xcalloc(n + 1, sizeof *keys);
+	const char *key;
+	while (map_next(&ents, &it, &key, NULL))
+		keys[k++] = key;
+	qsort(keys, n, sizeof *keys, cmp_str_ptr);
+	json_t *images = json_array();
+	for (k = 0; k < n; k++) {
+		struct entry *e = map_get(&ents, keys[k]);
+		struct ic_nic_info info;
+		ic_nic_lookup(ctl->nicx, node, keys[k], &info);
+		json_t *it_json = json_pack("{s:s}", "image", keys[k]);
+		if (e->del) {
+			json_object_set_new(it_json, "action", json_string("Delete"));
+			json_object_set(it_json, "owners", e->del_owners);
+		} else {
+			int64_t gen = e->gen > info.spec_gen ? e->gen : info.spec_gen;
+			if (gen > 0)
+				json_object_set_new(it_json, "pullGeneration", json_integer(gen));
+			json_object_set(it_json, "owners", e->owners);
+			if (json_array_size(e->secrets))
+				json_object_set(it_json, "pullSecrets", e->secrets);
+			int64_t size = ic_nic_size_hint(ctl->nicx, keys[k]);
+			if (size > 0)
+				json_object_set_new(it_json, "sizeHint", json_integer(size));
+		}
+		ic_nic_info_clear(&info);
+		json_array_append_new(images, it_json);
+	}
+	free(keys);
+	map_free(&ents, entry_free);
+	return json_pack("{s:s, s:o}", "nodeName", node, "images", images);
+}
+
+static int write_spec(struct ic_controller *ctl, json_t *node_obj, const char *node, json_t *spec, int exists)
+{
+	struct strbuf path = STRBUF_INIT;
+	struct kube_err err;
+	json_t *res = NULL;
+	if (!exists) {
+		kube_path(&path, &NIC_RESOURCE, NULL, NULL, NULL);
+		json_t *obj = json_pack("{s:s, s:s, s:{s:s, s:{s:s, s:s}, s:[{s:s, s:s, s:s, s:s}]}, s:O}", "apiVersion",
+					NIC_API_VERSION, "kind", NIC_KIND, "metadata", "name", node, "labels", "app",
+					"kubefledged", "kubefledged", "nodeimagecache", "ownerReferences", "apiVersion", "v1",
+					"kind", "Node", "name", node, "uid", ic_meta(node_obj, "uid") ? ic_meta(node_obj, "uid") : "",
+					"spec", spec);
+		res = kube_create(ctl->c, path.buf, obj, &err);
+		json_decref(obj);
+		if (!res && err.code == 409)
+			exists = 1;
+	}
+	if (exists) {
+		sb_reset(&path);
+		kube_path(&path, &NIC_RESOURCE, NULL, node, NULL);
+		json_t *patch = json_pack("{s:O}", "spec", spec);
+		res = kube_patch(ctl->c, path.buf, patch, "application/merge-patch+json", &err);
+		json_decref(patch);
+	}
+	sb_release(&path);
+	if (!res) {
+		LOG_WARN("NodeImageCache %s: writing the spec failed (HTTP %ld): %s", node, err.code, err.msg);
+		return -1;
+	}
+	/* the index follows our own write at once (the watch brings the same object later) */
+	json_decref(ic_nic_transform(ctl->nicx, res));
+	LOG_V(2, "NodeImageCache %s: spec written (%zu images)", node, json_array_size(json_object_get(spec, "images")));
+	return 0;
+}
+
+int ic_nodesync(struct ic_controller *ctl, const char *node, int64_t *requeue_ms)
+{
+	*requeue_ms = 0;
+	json_t *node_obj = kube_informer_get(ctl->nodes, node);
+	if (!node_obj)
+		return 0; /* gone: its object goes with it (garbage collector) */
+	json_t *labels = kf_jget(node_obj, "metadata", "labels", NULL);
+	struct ic_cacheset *cs = cacheset_current(ctl);
+	json_t *spec = desired_spec(ctl, node, labels, cs);
+	ic_cacheset_free(cs);
+	char want[33], have[64];
+	ic_nic_spec_hash(spec, want);
+	ic_nic_spec_hash_of(ctl->nicx, node, have, sizeof have);
+	int rc = 0;
+	int exists = *have != '\0';
+	if (strcmp(want, have) && (exists || json_array_size(json_object_get(spec, "images"))))
+		rc = write_spec(ctl, node_obj, node, spec, exists);
+	json_decref(spec);
+	json_decref(node_obj);
+	return rc;
+}
