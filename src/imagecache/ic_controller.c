@@ -108,20 +108,24 @@ static void cache_add(void *ud, json_t *obj)
 {
 	enqueue_obj(ud, obj);
 	caches_changed(ud);
+	ic_nssync_enqueue(ud, ic_meta(obj, "namespace"));
 }
 
 static void cache_update(void *ud, json_t *old_obj, json_t *new_obj)
 {
 	note_seen(ud, new_obj);
 	enqueue_obj(ud, new_obj);
-	if (old_obj != new_obj && wants_differ(old_obj, new_obj))
+	if (old_obj != new_obj && wants_differ(old_obj, new_obj)) {
 		caches_changed(ud);
+		ic_nssync_enqueue(ud, ic_meta(new_obj, "namespace"));
+	}
 }
 
 static void cache_delete(void *ud, json_t *obj)
 {
 	enqueue_obj(ud, obj);
 	caches_changed(ud);
+	ic_nssync_enqueue(ud, ic_meta(obj, "namespace"));
 }
 
 /* ---- NodeImageCache handlers (agent mode): wake the caches whose operations wait for nodes ---- */
@@ -447,8 +451,13 @@ static void *worker(void *arg)
 	char *key;
 	while ((key = kube_wq_get(ctl->q))) {
 		int64_t requeue = 0;
-		int node = !strncmp(key, IC_NODE_KEY_PREFIX, strlen(IC_NODE_KEY_PREFIX));
-		int rc = node ? ic_nodesync(ctl, key + strlen(IC_NODE_KEY_PREFIX), &requeue) : ic_sync(ctl, key, &requeue);
+		int rc;
+		if (!strncmp(key, IC_NODE_KEY_PREFIX, strlen(IC_NODE_KEY_PREFIX)))
+			rc = ic_nodesync(ctl, key + strlen(IC_NODE_KEY_PREFIX), &requeue);
+		else if (!strncmp(key, IC_NS_KEY_PREFIX, strlen(IC_NS_KEY_PREFIX)))
+			rc = ic_nssync(ctl, key + strlen(IC_NS_KEY_PREFIX), &requeue);
+		else
+			rc = ic_sync(ctl, key, &requeue);
 		if (rc < 0) {
 			kube_wq_add_rate_limited(ctl->q, key);
 		} else {

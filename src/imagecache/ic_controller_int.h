@@ -10,6 +10,7 @@
  *   ic_op_jobs.c      job mode: tasks carried out by Jobs
  *   ic_op_agent.c     agent mode: tasks carried out by the node agents, results folded from NodeImageCaches
  *   ic_nodesync.c     agent mode: each node's NodeImageCache spec, written when it differs
+ *   ic_secrets.c      agent mode: RoleBindings that let the agents read the pull secrets caches name
  *
  * Locking: ctl->mu guards the states map, every field of struct ic_cache_state except `op`, the pod index,
  * the node table and the recent-actions table. `op` belongs to the worker that is syncing the key: the work
@@ -167,6 +168,12 @@ void ic_reqs_add(struct ic_controller *ctl, const char *node, const char *canoni
 		 const char *delete_owner_ns, const char *delete_owner_name, const char *cache_key);
 void ic_reqs_drop_cache(struct ic_controller *ctl, const char *cache_key, struct map *touched_nodes);
 void ic_reqs_free_all(struct ic_controller *ctl);
+
+/* ic_secrets.c: agent mode, the agents' right to read the pull secrets caches name */
+#define IC_NS_KEY_PREFIX "ns:" /* work queue keys "ns:<namespace>" */
+#define IC_AGENT_SECRETS_ROLE "kubefledged-agent-pull-secrets"
+int ic_nssync(struct ic_controller *ctl, const char *ns, int64_t *requeue_ms);
+void ic_nssync_enqueue(struct ic_controller *ctl, const char *ns);
 
 /* ic_op_jobs.c: job mode */
 int ic_jobs_continue(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj, int64_t *requeue_ms);
