@@ -7,6 +7,12 @@
 #                                  $E2E_LOG.controller. Sets KF_CTL_PID. Installs deploy/'s CRD first unless
 #                                  KF_KEEP_CRD=1.
 #   kf_controller_kill             SIGKILL it (mid-operation crash)
+#   KF_MODE                        jobs (default) or agent: in agent mode kf_controller_start passes --mode=agent and
+#                                  first starts one `kubefledged agent` per node (kf_agents_start; logs in
+#                                  $E2E_LOG.agent.NODE), as the DaemonSet would
+#   kf_work_started NAME           the cache's work reached the nodes: Jobs exist (jobs mode) or the caches'
+#                                  images are in NodeImageCache specs (agent mode)
+#   kf_no_pods                     true when no pod exists in the test's namespace (agent mode caches without pods)
 #   ic_apply NAME < lists.json     create/replace ImageCache NAME in $E2E_NS with spec.cacheSpec from stdin
 #                                  (JSON or YAML flow list); extra spec via IC_SPEC_EXTRA='"imagePullSecrets":[...]'
 #   ic_status NAME                 "status/reason" of the cache
@@ -18,16 +24,50 @@
 KF_BIN=${KF_BIN:-$E2E_ROOT/build/src/kubefledged}
 KF_IMAGE=${KF_IMAGE:-$REGISTRY/kubefledged/kubefledged:dev}
 
+KF_MODE=${KF_MODE:-jobs}
+
 kf_crd_ensure() {
-  kubectl apply -f "$E2E_ROOT/deploy/kubefledged-crd.yaml" >/dev/null
-  kubectl wait --for=condition=Established --timeout=30s crd/imagecaches.kubefledged.io >/dev/null
+  kubectl apply -f "$E2E_ROOT/deploy/kubefledged-crd.yaml" -f "$E2E_ROOT/deploy/kubefledged-crd-nodeimagecache.yaml" >/dev/null
+  kubectl wait --for=condition=Established --timeout=30s crd/imagecaches.kubefledged.io \
+    crd/nodeimagecaches.kubefledged.io >/dev/null
 }
+
+# One agent per node, out of cluster, as the DaemonSet would run them; started once per test.
+KF_AGENT_PIDS=()
+kf_agents_start() {
+  local i name sock pid
+  [ ${#KF_AGENT_PIDS[@]} -eq 0 ] || return 0
+  for (( i = 1; i <= KF_NODE_COUNT; i++ )); do
+    name=NODE${i}_NAME; sock=NODE${i}_CRI_SOCKET
+    "$KF_BIN" agent --kubeconfig="$KUBECONFIG" --node-name="${!name}" --cri-socket-path="${!sock}" \
+      --image-pull-deadline-duration="${KF_AGENT_DEADLINE:-20s}" -v=1 "$@" >> "$E2E_LOG.agent.${!name}" 2>&1 &
+    pid=$!
+    KF_AGENT_PIDS+=("$pid")
+    defer kf_controller_stop "$pid"
+  done
+  log "agents started (pids ${KF_AGENT_PIDS[*]})"
+}
+
+kf_work_started() {
+  if [ "$KF_MODE" = agent ]; then
+    kubectl get nodeimagecaches -o json |
+      jq -e --arg ns "$E2E_NS" --arg n "$1" '[.items[].spec.images[]?.owners[]? | select(.namespace == $ns and .name == $n)] | length > 0' >/dev/null
+  else
+    jobs_exist "$1"
+  fi
+}
+kf_no_pods() { [ -z "$(kns get pods -o name)" ]; }
 
 kf_controller_start() {
   [ -x "$KF_BIN" ] || fail "no $KF_BIN: run make build"
   [ -n "${KF_KEEP_CRD:-}" ] || kf_crd_ensure
+  local mode=()
+  if [ "$KF_MODE" = agent ]; then
+    kf_agents_start
+    mode=(--mode=agent)
+  fi
   BUSYBOX_IMAGE=$KF_IMAGE KUBEFLEDGED_CRI_CLIENT_IMAGE=$KF_IMAGE KUBEFLEDGED_NAMESPACE=$E2E_NS \
-    "$KF_BIN" controller --kubeconfig="$KUBECONFIG" --leader-elect=false \
+    "$KF_BIN" controller "${mode[@]}" --kubeconfig="$KUBECONFIG" --leader-elect=false \
       --image-cache-refresh-frequency=0s --image-pull-deadline-duration=60s -v=1 "$@" \
       >> "$E2E_LOG.controller" 2>&1 &
   KF_CTL_PID=$!

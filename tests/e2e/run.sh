@@ -5,7 +5,9 @@
 #
 # Runs every test_* function of tests/e2e/cases/*.sh (files sorted, functions in file order). A CASE
 # argument keeps the tests whose case file (00-smoke or 00-smoke.sh) or function name (test_x or x)
-# matches; several may be given. Each test runs in its own bash with `set -euo pipefail`, the helpers
+# matches; several may be given. A case file with a line "# e2e-modes: jobs agent" runs each of its tests
+# once per controller mode, with KF_MODE set (reported as test_x[agent]); E2E_MODES="agent" keeps only
+# those modes. Each test runs in its own bash with `set -euo pipefail`, the helpers
 # of tests/e2e/lib.sh, .cluster/env, and a fresh namespace $E2E_NS that is deleted afterwards even when
 # the test fails; processes of the cluster that a test left stopped are started again. Output goes to
 # build/e2e-logs/<case>.<test>.log; on failure the runner appends the namespace's objects and events
@@ -44,20 +46,21 @@ selected() { # FILEBASE FUNC
 }
 
 passed=0 failed=0 skipped=0 failures=() deleted_ns=()
-run_test() { # CASEFILE FUNC
-  local file=$1 fn=$2 base ns log t rc
+run_test() { # CASEFILE FUNC [MODE]
+  local file=$1 fn=$2 mode=${3:-} base ns log t rc name
   base=$(basename "$file" .sh)
+  name=$fn${mode:+[$mode]}
   ns=e2e-$(echo "${fn#test_}" | tr '_' '-' | cut -c1-40 | sed 's/-*$//')-$(tr -dc a-z0-9 < /dev/urandom | head -c4)
-  log=$LOGDIR/$base.$fn.log
+  log=$LOGDIR/$base.$fn${mode:+.$mode}.log
   t=$(now_ms)
   {
-    echo "=== $base/$fn  namespace $ns  $(date -u +%FT%TZ)"
+    echo "=== $base/$name  namespace $ns  $(date -u +%FT%TZ)"
     kubectl create namespace "$ns"
   } > "$log" 2>&1
   rc=$?
   if [ $rc = 0 ]; then
     # shellcheck disable=SC2016  # expanded by the inner bash
-    E2E_NS=$ns E2E_LOG=$log timeout -k 10 "$TIMEOUT" bash -c '
+    KF_MODE=${mode:-jobs} E2E_NS=$ns E2E_LOG=$log timeout -k 10 "$TIMEOUT" bash -c '
       set -euo pipefail
       . "$1"; . "$2"
       trap _e2e_run_deferred EXIT
@@ -76,16 +79,16 @@ run_test() { # CASEFILE FUNC
       echo "    (could not restart $stopped: see $log)"
   fi
   case $rc in
-    0) passed=$((passed + 1)); echo "PASS $fn (${took}s)" ;;
-    77) skipped=$((skipped + 1)); echo "SKIP $fn (${took}s): $(grep -m1 '^SKIP: ' "$log" | cut -c7-)" ;;
+    0) passed=$((passed + 1)); echo "PASS $name (${took}s)" ;;
+    77) skipped=$((skipped + 1)); echo "SKIP $name (${took}s): $(grep -m1 '^SKIP: ' "$log" | cut -c7-)" ;;
     *)
-      failed=$((failed + 1)); failures+=("$fn")
+      failed=$((failed + 1)); failures+=("$name")
       {
         echo "=== diagnostics for namespace $ns"
         kubectl -n "$ns" get all,events -o wide 2>&1
         kubectl -n "$ns" describe pods 2>&1 | tail -60
       } >> "$log" 2>&1
-      echo "FAIL $fn (${took}s)  log: $log"
+      echo "FAIL $name (${took}s)  log: $log"
       sed '/^=== diagnostics/,$d' "$log" | tail -25 | sed 's/^/    | /'
       ;;
   esac
@@ -110,12 +113,16 @@ T0=$(now_ms)
 ran=0
 for file in $(find "$ROOT/tests/e2e/cases" -maxdepth 1 -name '*.sh' | LC_ALL=C sort); do
   base=$(basename "$file" .sh)
+  modes=$(sed -n 's/^# e2e-modes: *//p' "$file" | head -1)
   # shellcheck disable=SC2013  # function names are single words
   for fn in $(grep -oE '^(function +)?test_[A-Za-z0-9_]+ *\(\)' "$file" | sed -E 's/^function +//; s/ *\(\)$//'); do
     selected "$base" "$fn" || continue
-    [ $ran -gt 0 ] || echo "e2e: cluster $APISERVER_URL, nodes: $KF_NODES; logs in $LOGDIR"
-    ran=$((ran + 1))
-    run_test "$file" "$fn"
+    for mode in ${modes:-""}; do
+      [ -z "$mode" ] || [ -z "${E2E_MODES:-}" ] || [[ " $E2E_MODES " == *" $mode "* ]] || continue
+      [ $ran -gt 0 ] || echo "e2e: cluster $APISERVER_URL, nodes: $KF_NODES; logs in $LOGDIR"
+      ran=$((ran + 1))
+      run_test "$file" "$fn" "$mode"
+    done
   done
 done
 if [ $ran = 0 ]; then echo "e2e: no test matches: $*" >&2; exit 2; fi

@@ -1,6 +1,9 @@
 # End-to-end: the ImageCache controller (`kubefledged controller`, out of cluster) on the real local
 # cluster: Jobs really run on the kubelets, images really land in (and leave) each node's containerd.
 # Needs make image (the helper image with the delete command and the static echo/cp).
+# Every test runs in both modes (tests/e2e/run.sh): jobs (a Job per node x image) and agent (the node agents,
+# one per node, through NodeImageCache objects): same statuses, same results on the nodes.
+# e2e-modes: jobs agent
 # shellcheck shell=bash disable=SC2154
 . "$E2E_ROOT/tests/e2e/kf.sh"
 
@@ -20,6 +23,7 @@ EOF
   assert_eq "True" "$(ic_json ic1 '{.status.conditions[?(@.type=="Ready")].status}')"
   [ -n "$(ic_json ic1 '{.status.completionTime}')" ] || fail "no completionTime"
   wait_until 30 jobs_gone ic1 || fail "Jobs left behind: $(jobs_of ic1)"
+  [ "$KF_MODE" != agent ] || kf_no_pods || fail "agent mode created pods: $(kns get pods -o name)"
   assert_contains "$(ic_events ic1)" "Normal ImageCacheCreate All requested images pulled succesfully to respective nodes"
   backend=" $(nodes_with tier=backend) "
   [ "$backend" != "  " ] || fail "no node labelled tier=backend (make cluster-up labels node 2)"
@@ -150,9 +154,9 @@ test_controller_killed_mid_operation_converges() {
   spec=$(printf '"%s",' "${img[@]}")
   ic_apply ic1 <<< "[{\"images\": [${spec} \"$missing\"]}]"
   ic_watch ic1
-  wait_until 30 jobs_exist ic1 || fail "no Jobs were created"
+  wait_until 30 kf_work_started ic1 || fail "the work never reached the nodes"
   kf_controller_kill
-  [ -n "$(jobs_of ic1)" ] || fail "expected running Jobs to survive the crash"
+  [ "$KF_MODE" = agent ] || [ -n "$(jobs_of ic1)" ] || fail "expected running Jobs to survive the crash"
   assert_eq "Processing/ImageCacheCreate" "$(ic_status ic1)"
   kf_controller_start --image-pull-deadline-duration=25s
   # the interrupted operation is reported Aborted (upstream's word), then resumes and finishes
