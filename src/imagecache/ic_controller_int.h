@@ -154,6 +154,9 @@ int ic_remove_annotations(struct ic_controller *ctl, struct ic_cache_state *st, 
  * tasks registered for the node syncs, every task running. */
 void ic_agent_start(struct ic_controller *ctl, struct ic_op *op);
 int ic_agent_continue(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj, int64_t *requeue_ms);
+/* One digest per tag, when a refresh has folded: returns 1 when nodes on an older digest were asked to pull
+ * again (the operation goes on), 0 when it may finish (op->stale_digests names who is still apart). */
+int ic_agent_check_digests(struct ic_controller *ctl, struct ic_op *op);
 /* Withdraws the operation's requests (it finished, or its cache went) and wakes the node syncs. */
 void ic_agent_release(struct ic_controller *ctl, struct ic_op *op);
 

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/map.h"
 #include "util/util.h"
@@ -16,6 +17,7 @@ struct nic_entry {
 	uint8_t in_spec, spec_delete;
 	uint8_t state;         /* enum nic_state */
 	int64_t spec_gen, observed_gen, delete_since, size;
+	time_t last_pull;      /* status lastPullTime, 0 if none */
 	char *digest, *reason, *message; /* NULL when none */
 };
 
@@ -159,6 +161,10 @@ static struct nic_node *build(json_t *obj, struct nic_node *prev)
 		e->state = (uint8_t)nic_state_parse(json_string_value(json_object_get(it, "state")));
 		e->observed_gen = json_integer_value(json_object_get(it, "observedPullGeneration"));
 		e->size = json_integer_value(json_object_get(it, "sizeBytes"));
+		const char *lp = json_string_value(json_object_get(it, "lastPullTime"));
+		e->last_pull = 0;
+		if (lp)
+			kf_parse_rfc3339(lp, &e->last_pull);
 		free(e->digest);
 		free(e->reason);
 		free(e->message);
@@ -275,12 +281,14 @@ json_t *ic_nic_digests(struct ic_nic_index *x, const char *canonical)
 		struct nic_entry *e = find(v, canonical);
 		if (!e || !e->digest || e->state != NIC_PRESENT)
 			continue;
-		json_t *arr = json_object_get(out, e->digest);
-		if (!arr) {
-			arr = json_array();
-			json_object_set_new(out, e->digest, arr);
+		json_t *d = json_object_get(out, e->digest);
+		if (!d) {
+			d = json_pack("{s:[], s:I}", "nodes", "lastPull", (json_int_t)0);
+			json_object_set_new(out, e->digest, d);
 		}
-		json_array_append_new(arr, json_string(name));
+		json_array_append_new(json_object_get(d, "nodes"), json_string(name));
+		if ((json_int_t)e->last_pull > json_integer_value(json_object_get(d, "lastPull")))
+			json_object_set_new(d, "lastPull", json_integer((json_int_t)e->last_pull));
 	}
 	pthread_mutex_unlock(&x->mu);
 	return out;

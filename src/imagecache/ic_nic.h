@@ -70,7 +70,8 @@ void ic_nic_spec_hash_of(struct ic_nic_index *x, const char *node, char *buf, si
 int64_t ic_nic_size_hint(struct ic_nic_index *x, const char *canonical);
 /* A number that changes whenever the node's object changes (0: no object), to skip unchanged nodes. */
 uint64_t ic_nic_version(struct ic_nic_index *x, const char *node);
-/* The digests nodes report for the image: a new JSON object digest -> [node, ...]. */
+/* The digests nodes report for the image (Present only): a new JSON object
+ * digest -> {nodes: [node, ...], lastPull: the latest lastPullTime among them, epoch seconds}. */
 json_t *ic_nic_digests(struct ic_nic_index *x, const char *canonical);
 /* Hash of a spec object (hex, 32 chars + NUL into buf). */
 void ic_nic_spec_hash(json_t *spec, char buf[33]);

@@ -90,6 +90,8 @@ static int finish(struct ic_controller *ctl, struct ic_cache_state *st, json_t *
 							     op->applied_before, &op->ts);
 	ic_status_decorate(final, view, op->generation, applied, now);
 	ic_status_set_progress(final, &op->ts);
+	if (op->stale_digests)
+		json_object_set(final, "staleDigests", op->stale_digests);
 	int rc = ic_write_status(ctl, st, obj, final, op->spec_hash);
 	json_decref(applied);
 	json_decref(view);
@@ -139,6 +141,10 @@ int ic_op_continue(struct ic_controller *ctl, struct ic_cache_state *st, json_t 
 					     : ic_jobs_continue(ctl, st, obj, requeue_ms);
 	struct ic_task_counts c;
 	ic_tasks_count(&op->ts, &c);
+	if (c.done == c.total && ctl->o.mode == IC_MODE_AGENT && ic_agent_check_digests(ctl, op)) {
+		ic_tasks_count(&op->ts, &c);
+		*requeue_ms = 1000;
+	}
 	if (c.done == c.total)
 		return finish(ctl, st, obj, requeue_ms);
 	/* progress, at most every progress interval */

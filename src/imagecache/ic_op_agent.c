@@ -14,7 +14,10 @@
  * Nodes whose object did not change since the last fold are skipped. A task not done at the pull deadline
  * plus a grace (agents retry transient errors until the deadline themselves) fails with the agent's last
  * error, or AgentUnavailable when no agent reported for the node.
- */
+ *
+ * One digest per tag: when a refresh has folded, the nodes of the operation that hold a tag at another digest
+ * than the one pulled most recently are asked once to pull it again (the registry decides which digest the
+ * tag names now); those still apart after that are named in status.staleDigests. */
 #include <string.h>
 
 #include "ic_controller_int.h"
@@ -169,4 +172,90 @@ int ic_agent_continue(struct ic_controller *ctl, struct ic_cache_state *st, json
 	if (next != INT64_MAX)
 		*requeue_ms = next - now > 1 ? next - now : 1;
 	return 0;
+}
+
+/* The nodes that hold the image at another digest than the one pulled most recently (a new array), or NULL
+ * when all agree. */
+static json_t *apart_nodes(struct ic_controller *ctl, const char *canonical)
+{
+	json_t *d = ic_nic_digests(ctl->nicx, canonical);
+	if (json_object_size(d) < 2) {
+		json_decref(d);
+		return NULL;
+	}
+	const char *newest = NULL, *k;
+	json_int_t best = -1;
+	json_t *v;
+	json_object_foreach(d, k, v) {
+		json_int_t lp = json_integer_value(json_object_get(v, "lastPull"));
+		if (lp > best) {
+			best = lp;
+			newest = k;
+		}
+	}
+	json_t *apart = json_array();
+	json_object_foreach(d, k, v) {
+		if (!strcmp(k, newest))
+			continue;
+		size_t i;
+		json_t *n;
+		json_array_foreach(json_object_get(v, "nodes"), i, n) json_array_append(apart, n);
+	}
+	json_decref(d);
+	return apart;
+}
+
+int ic_agent_check_digests(struct ic_controller *ctl, struct ic_op *op)
+{
+	if (op->type != IC_OP_REFRESH || op->digest_round > 1)
+		return 0;
+	char key[512];
+	snprintf(key, sizeof key, "%s/%s", op->ns, op->name);
+	int64_t deadline = kf_now_ms() + ctl->o.pull_deadline_ms + ctl->o.agent_grace_ms;
+	size_t asked = 0;
+	json_t *stale = json_object();
+	for (size_t im = 0; im < op->ts.n_images; im++) {
+		const struct ic_task_image *img = &op->ts.images[im];
+		if (img->invalid)
+			continue;
+		json_t *apart = apart_nodes(ctl, img->canonical);
+		size_t i;
+		json_t *n;
+		json_array_foreach(apart, i, n) {
+			long ni = ic_tasks_node_index(&op->ts, json_string_value(n));
+			struct ic_task *t = ni < 0 ? NULL : ic_tasks_find(&op->ts, (uint32_t)ni, img->canonical, IC_ACTION_PULL);
+			if (!t || !ic_task_ok(t->state))
+				continue;
+			if (op->digest_round == 0) {
+				struct ic_nic_info info;
+				ic_nic_lookup(ctl->nicx, json_string_value(n), img->canonical, &info);
+				t->pull_gen = (info.spec_gen > info.observed_gen ? info.spec_gen : info.observed_gen) + 1;
+				ic_nic_info_clear(&info);
+				ic_reqs_add(ctl, json_string_value(n), img->canonical, t->pull_gen, NULL, NULL, key);
+				t->state = IC_TASK_RUNNING;
+				t->deadline_ms = deadline;
+				ic_nodesync_enqueue(ctl, json_string_value(n));
+				asked++;
+			} else {
+				json_t *arr = json_object_get(stale, img->image);
+				if (!arr) {
+					arr = json_array();
+					json_object_set_new(stale, img->image, arr);
+				}
+				json_array_append(arr, n);
+			}
+		}
+		json_decref(apart);
+	}
+	if (op->digest_round == 0 && asked)
+		LOG_INFO("ImageCache %s: %zu node-image pairs hold an older digest of their tag: pulling again", key, asked);
+	if (op->digest_round > 0 && json_object_size(stale)) {
+		json_decref(op->stale_digests);
+		op->stale_digests = json_incref(stale);
+	}
+	json_decref(stale);
+	op->digest_round++;
+	if (op->digest_round == 1 && !asked)
+		op->digest_round = 2; /* nothing apart: no second look needed */
+	return asked > 0;
 }
