@@ -183,3 +183,115 @@ void ic_cacheset_node_wants(const struct ic_cacheset *cs, json_t *node_labels,
 		}
 	}
 }
+
+/* ---- a node's desired NodeImageCache spec ---- */
+
+struct entry {
+	json_t *owners;    /* [{namespace, name}] */
+	json_t *secrets;   /* [{namespace, name}] */
+	json_t *del_owners;
+	int64_t gen;
+	int del;
+};
+
+static void entry_free(void *p)
+{
+	struct entry *e = p;
+	if (!e)
+		return;
+	json_decref(e->owners);
+	json_decref(e->secrets);
+	json_decref(e->del_owners);
+	free(e);
+}
+
+static struct entry *entry_get(struct map *m, const char *image)
+{
+	struct entry *e = map_get(m, image);
+	if (!e) {
+		e = xcalloc(1, sizeof *e);
+		e->owners = json_array();
+		e->secrets = json_array();
+		e->del_owners = json_array();
+		map_put(m, image, e);
+	}
+	return e;
+}
+
+/* Appends {namespace, name} unless the array holds it already. */
+static void add_ref_unique(json_t *arr, const char *ns, const char *name)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(arr, i, r) {
+		if (!strcmp(kf_jstr(r, "namespace", NULL), ns) && !strcmp(kf_jstr(r, "name", NULL), name))
+			return;
+	}
+	json_array_append_new(arr, json_pack("{s:s, s:s}", "namespace", ns, "name", name));
+}
+
+static void on_want(void *ud, const struct ic_want *w)
+{
+	struct entry *e = entry_get(ud, w->canonical);
+	add_ref_unique(e->owners, w->ns, w->name);
+	for (size_t i = 0; i < w->n_pull_secrets; i++)
+		if (w->pull_secrets[i] && *w->pull_secrets[i])
+			add_ref_unique(e->secrets, w->ns, w->pull_secrets[i]);
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+json_t *ic_nodeplan_spec(const struct ic_cacheset *cs, const char *node, json_t *labels,
+			 const struct ic_node_request *reqs, size_t n_reqs,
+			 int64_t (*spec_gen)(void *ud, const char *canonical),
+			 int64_t (*size_hint)(void *ud, const char *canonical), void *ud)
+{
+	struct map ents = MAP_INIT;
+	ic_cacheset_node_wants(cs, labels, on_want, &ents);
+	for (size_t i = 0; i < n_reqs; i++) {
+		const struct ic_node_request *r = &reqs[i];
+		struct entry *e = map_get(&ents, r->image);
+		if (r->del_ns) {
+			if (e && json_array_size(e->owners))
+				continue; /* wanted by a cache: kept (the operation sees it so) */
+			e = entry_get(&ents, r->image);
+			e->del = 1;
+			add_ref_unique(e->del_owners, r->del_ns, r->del_name);
+		} else if (e && r->pull_gen > e->gen) {
+			e->gen = r->pull_gen;
+		}
+	}
+	size_t n = ents.len, k = 0, it = 0;
+	const char **keys = xcalloc(n + 1, sizeof *keys);
+	const char *key;
+	while (map_next(&ents, &it, &key, NULL))
+		keys[k++] = key;
+	qsort(keys, n, sizeof *keys, cmp_str_ptr);
+	json_t *images = json_array();
+	for (k = 0; k < n; k++) {
+		struct entry *e = map_get(&ents, keys[k]);
+		json_t *item = json_pack("{s:s}", "image", keys[k]);
+		if (e->del) {
+			json_object_set_new(item, "action", json_string("Delete"));
+			json_object_set(item, "owners", e->del_owners);
+		} else {
+			int64_t cur = spec_gen ? spec_gen(ud, keys[k]) : 0;
+			int64_t gen = e->gen > cur ? e->gen : cur;
+			if (gen > 0)
+				json_object_set_new(item, "pullGeneration", json_integer(gen));
+			json_object_set(item, "owners", e->owners);
+			if (json_array_size(e->secrets))
+				json_object_set(item, "pullSecrets", e->secrets);
+			int64_t size = size_hint ? size_hint(ud, keys[k]) : 0;
+			if (size > 0)
+				json_object_set_new(item, "sizeHint", json_integer(size));
+		}
+		json_array_append_new(images, item);
+	}
+	free(keys);
+	map_free(&ents, entry_free);
+	return json_pack("{s:s, s:o}", "nodeName", node, "images", images);
+}

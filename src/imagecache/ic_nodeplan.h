@@ -43,6 +43,23 @@ struct ic_want {
 void ic_cacheset_node_wants(const struct ic_cacheset *cs, json_t *node_labels,
 			    void (*cb)(void *ud, const struct ic_want *w), void *ud);
 
+/* What a running operation asks of one node (agent mode): a fresh pull of at least pull_gen, or, with
+ * del_ns/del_name set, the removal of the image for that cache. Strings borrowed. */
+struct ic_node_request {
+	const char *image; /* canonical */
+	int64_t pull_gen;
+	const char *del_ns, *del_name;
+};
+
+/* The node's desired NodeImageCache spec {nodeName, images: [...]} (docs/agent.md): a Pull entry per image
+ * some cache wants there, with its owners and the pull secrets (namespace/name) of those owners; requests
+ * raise pullGeneration (never below spec_gen(image), the current spec's value) and add Delete entries for
+ * images no cache wants there; size_hint gives sizeHint. Sorted by image. Callbacks may be NULL. New object. */
+json_t *ic_nodeplan_spec(const struct ic_cacheset *cs, const char *node, json_t *labels,
+			 const struct ic_node_request *reqs, size_t n_reqs,
+			 int64_t (*spec_gen)(void *ud, const char *canonical),
+			 int64_t (*size_hint)(void *ud, const char *canonical), void *ud);
+
 /* 1 when the cache object wants its images (not purged, not being purged, not being deleted). */
 int ic_cache_wants_images(json_t *cache);
 

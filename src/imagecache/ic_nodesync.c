@@ -116,66 +116,6 @@ void ic_nodesync_enqueue_all(struct ic_controller *ctl)
 	json_decref(nodes);
 }
 
-/* ---- the desired spec ---- */
-
-struct entry {
-	json_t *owners;    /* [{namespace, name}] */
-	json_t *secrets;   /* [{namespace, name}] */
-	json_t *del_owners;
-	int64_t gen;
-	int del;
-};
-
-static void entry_free(void *p)
-{
-	struct entry *e = p;
-	if (!e)
-		return;
-	json_decref(e->owners);
-	json_decref(e->secrets);
-	json_decref(e->del_owners);
-	free(e);
-}
-
-static struct entry *entry_get(struct map *m, const char *image)
-{
-	struct entry *e = map_get(m, image);
-	if (!e) {
-		e = xcalloc(1, sizeof *e);
-		e->owners = json_array();
-		e->secrets = json_array();
-		e->del_owners = json_array();
-		map_put(m, image, e);
-	}
-	return e;
-}
-
-/* Appends {namespace, name} unless the array holds it already. */
-static void add_ref_unique(json_t *arr, const char *ns, const char *name)
-{
-	size_t i;
-	json_t *r;
-	json_array_foreach(arr, i, r) {
-		if (!strcmp(kf_jstr(r, "namespace", NULL), ns) && !strcmp(kf_jstr(r, "name", NULL), name))
-			return;
-	}
-	json_array_append_new(arr, json_pack("{s:s, s:s}", "namespace", ns, "name", name));
-}
-
-static void on_want(void *ud, const struct ic_want *w)
-{
-	struct entry *e = entry_get(ud, w->canonical);
-	add_ref_unique(e->owners, w->ns, w->name);
-	for (size_t i = 0; i < w->n_pull_secrets; i++)
-		if (w->pull_secrets[i] && *w->pull_secrets[i])
-			add_ref_unique(e->secrets, w->ns, w->pull_secrets[i]);
-}
-
-static int cmp_str_ptr(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The cache set, rebuilt (outside the lock) when the caches changed since it was built; a new reference. */
 static struct ic_cacheset *cacheset_current(struct ic_controller *ctl)
 {
@@ -200,59 +140,44 @@ static struct ic_cacheset *cacheset_current(struct ic_controller *ctl)
 	return cs;
 }
 
+static int64_t spec_gen_of(void *ud, const char *canonical)
+{
+	struct ic_controller *ctl = ((void **)ud)[0];
+	const char *node = ((void **)ud)[1];
+	struct ic_nic_info info;
+	ic_nic_lookup(ctl->nicx, node, canonical, &info);
+	int64_t g = info.spec_gen;
+	ic_nic_info_clear(&info);
+	return g;
+}
+
+static int64_t size_hint_of(void *ud, const char *canonical)
+{
+	struct ic_controller *ctl = ((void **)ud)[0];
+	return ic_nic_size_hint(ctl->nicx, canonical);
+}
+
 static json_t *desired_spec(struct ic_controller *ctl, const char *node, json_t *labels, struct ic_cacheset *cs)
 {
-	struct map ents = MAP_INIT;
-	ic_cacheset_node_wants(cs, labels, on_want, &ents);
+	/* the node's requests, copied under the lock */
 	pthread_mutex_lock(&ctl->mu);
 	struct ic_reqs *rs = map_get(&ctl->node_reqs, node);
-	for (size_t i = 0; rs && i < rs->n; i++) {
-		struct ic_req *r = &rs->v[i];
-		struct entry *e = map_get(&ents, r->image);
-		if (r->del_ns) {
-			if (e && json_array_size(e->owners))
-				continue; /* wanted by a cache: kept (the operation sees it so) */
-			e = entry_get(&ents, r->image);
-			e->del = 1;
-			add_ref_unique(e->del_owners, r->del_ns, r->del_name);
-		} else if (e && r->pull_gen > e->gen) {
-			e->gen = r->pull_gen;
-		}
-	}
+	size_t n = rs ? rs->n : 0;
+	struct ic_node_request *reqs = xcalloc(n + 1, sizeof *reqs);
+	for (size_t i = 0; i < n; i++)
+		reqs[i] = (struct ic_node_request){ xstrdup(rs->v[i].image), rs->v[i].pull_gen,
+						    rs->v[i].del_ns ? xstrdup(rs->v[i].del_ns) : NULL,
+						    rs->v[i].del_name ? xstrdup(rs->v[i].del_name) : NULL };
 	pthread_mutex_unlock(&ctl->mu);
-
-	size_t n = ents.len, k = 0, it = 0;
-	const char **keys = xcalloc(n + 1, sizeof *keys);
-	const char *key;
-	while (map_next(&ents, &it, &key, NULL))
-		keys[k++] = key;
-	qsort(keys, n, sizeof *keys, cmp_str_ptr);
-	json_t *images = json_array();
-	for (k = 0; k < n; k++) {
-		struct entry *e = map_get(&ents, keys[k]);
-		struct ic_nic_info info;
-		ic_nic_lookup(ctl->nicx, node, keys[k], &info);
-		json_t *it_json = json_pack("{s:s}", "image", keys[k]);
-		if (e->del) {
-			json_object_set_new(it_json, "action", json_string("Delete"));
-			json_object_set(it_json, "owners", e->del_owners);
-		} else {
-			int64_t gen = e->gen > info.spec_gen ? e->gen : info.spec_gen;
-			if (gen > 0)
-				json_object_set_new(it_json, "pullGeneration", json_integer(gen));
-			json_object_set(it_json, "owners", e->owners);
-			if (json_array_size(e->secrets))
-				json_object_set(it_json, "pullSecrets", e->secrets);
-			int64_t size = ic_nic_size_hint(ctl->nicx, keys[k]);
-			if (size > 0)
-				json_object_set_new(it_json, "sizeHint", json_integer(size));
-		}
-		ic_nic_info_clear(&info);
-		json_array_append_new(images, it_json);
+	void *ud[2] = { ctl, (void *)node };
+	json_t *spec = ic_nodeplan_spec(cs, node, labels, reqs, n, spec_gen_of, size_hint_of, ud);
+	for (size_t i = 0; i < n; i++) {
+		free((char *)reqs[i].image);
+		free((char *)reqs[i].del_ns);
+		free((char *)reqs[i].del_name);
 	}
-	free(keys);
-	map_free(&ents, entry_free);
-	return json_pack("{s:s, s:o}", "nodeName", node, "images", images);
+	free(reqs);
+	return spec;
 }
 
 static int write_spec(struct ic_controller *ctl, json_t *node_obj, const char *node, json_t *spec, int exists)

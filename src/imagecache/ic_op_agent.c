@@ -83,8 +83,7 @@ static int is_kept_reason(const char *r)
 	return r && (!strcmp(r, "ImageInUse") || !strcmp(r, "ImagePinned"));
 }
 
-/* The result of a running task from the node's status: a done state, or IC_TASK_RUNNING. */
-static enum ic_task_state fold_one(struct ic_task *t, const struct ic_nic_info *info)
+enum ic_task_state ic_agent_fold(struct ic_task *t, const struct ic_nic_info *info)
 {
 	if (t->action == IC_ACTION_PULL) {
 		if (info->state == NIC_PRESENT && info->observed_gen >= t->pull_gen)
@@ -159,7 +158,7 @@ int ic_agent_continue(struct ic_controller *ctl, struct ic_cache_state *st, json
 			}
 			struct ic_nic_info info;
 			ic_nic_lookup(ctl->nicx, node, op->ts.images[t->image].canonical, &info);
-			enum ic_task_state s = fold_one(t, &info);
+			enum ic_task_state s = ic_agent_fold(t, &info);
 			if (s == IC_TASK_SUCCEEDED)
 				t->state = IC_TASK_SUCCEEDED;
 			else if (s == IC_TASK_RUNNING && expired)
