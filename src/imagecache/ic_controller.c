@@ -529,6 +529,8 @@ int ic_controller_run(struct ic_controller *ctl, const volatile int *stop)
 		 agent ? "agent" : "jobs", kube_informer_len(ctl->caches), kube_informer_len(ctl->nodes),
 		 kube_informer_len(agent ? ctl->nics : ctl->jobs), agent ? "node image caches" : "jobs",
 		 ctl->o.workers);
+	if (!agent)
+		ic_jobs_sweep(ctl);
 	for (; started < ctl->o.workers; started++)
 		if (pthread_create(&workers[started], NULL, worker, ctl)) {
 			LOG_ERROR("cannot start worker threads");

@@ -190,6 +190,8 @@ void ic_jobs_task_done(struct ic_controller *ctl, struct ic_op *op, struct ic_ta
 /* Deletes the Jobs of a deleted cache that its deletion does not take along (delete Jobs in the controller's
  * namespace carry no ownerReference). */
 void ic_jobs_forget_cache(struct ic_controller *ctl, const char *uid);
+/* At start: deletes the Jobs whose ImageCache no longer exists and which no owner takes along. */
+void ic_jobs_sweep(struct ic_controller *ctl);
 /* Deletes the running Jobs of op (cache deleted, node gone). */
 void ic_jobs_cancel(struct ic_controller *ctl, struct ic_op *op, struct ic_task *t);
 /* Retries deleting Jobs whose deletion failed (called by the ticker). */

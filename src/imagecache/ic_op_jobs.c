@@ -190,6 +190,31 @@ void ic_jobs_forget_cache(struct ic_controller *ctl, const char *uid)
 	json_decref(all);
 }
 
+void ic_jobs_sweep(struct ic_controller *ctl)
+{
+	json_t *caches = kube_informer_list(ctl->caches), *jobs = kube_informer_list(ctl->jobs);
+	struct map uids = MAP_INIT;
+	size_t i;
+	json_t *o;
+	json_array_foreach(caches, i, o) {
+		const char *uid = ic_meta(o, "uid");
+		if (uid)
+			map_put(&uids, uid, NULL);
+	}
+	json_array_foreach(jobs, i, o) {
+		const char *juid = kf_jstr(o, "metadata", "annotations", IC_ANN_CACHE_UID, NULL);
+		if (!juid || map_has(&uids, juid) || kf_jget(o, "metadata", "ownerReferences", NULL))
+			continue;
+		const char *ns = ic_meta(o, "namespace"), *name = ic_meta(o, "name");
+		LOG_INFO("deleting Job %s/%s: its ImageCache was deleted while no controller ran", ns, name);
+		if (delete_job(ctl, ns, name) < 0)
+			orphan(ctl, ns, name);
+	}
+	map_free(&uids, NULL);
+	json_decref(caches);
+	json_decref(jobs);
+}
+
 void ic_jobs_cancel(struct ic_controller *ctl, struct ic_op *op, struct ic_task *t)
 {
 	if (t->state == IC_TASK_RUNNING)
