@@ -192,10 +192,11 @@ static void write_status(struct agent *a, struct agent_node *n, int64_t now, int
 		pthread_mutex_unlock(&n->mu);
 		return;
 	}
-	uint64_t hash;
-	json_t *st = agent_node_status(n, &a->o.node, time(NULL), &hash);
+	uint64_t hash, seq;
+	int busy;
+	json_t *st = agent_node_status(n, &a->o.node, time(NULL), &hash, &seq, &busy);
 	pthread_mutex_lock(&n->mu);
-	n->rendered_seq = n->seq;
+	n->rendered_seq = seq;
 	int same = n->have_written && hash == n->written_hash;
 	int64_t last = n->last_write_ms;
 	pthread_mutex_unlock(&n->mu);
@@ -207,7 +208,7 @@ static void write_status(struct agent *a, struct agent_node *n, int64_t now, int
 		return;
 	}
 	/* Coalescing: while pulls run, at most one write per status interval; once settled, at once. */
-	if (agent_node_busy(n) && last && now - last < a->o.node.status_interval_ms) {
+	if (busy && last && now - last < a->o.node.status_interval_ms) {
 		int64_t at = last + a->o.node.status_interval_ms;
 		pthread_mutex_lock(&n->mu);
 		n->write_after_ms = at;

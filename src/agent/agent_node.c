@@ -445,6 +445,7 @@ int agent_node_observe(struct agent_node *n, const struct agent_node_config *cfg
 {
 	pthread_mutex_lock(&n->mu);
 	int due = n->spec_changed || !n->next_poll_ms || now_ms >= n->next_poll_ms;
+	uint64_t epoch = n->epoch;
 	pthread_mutex_unlock(&n->mu);
 	if (!due)
 		return 0;
@@ -472,7 +473,8 @@ int agent_node_observe(struct agent_node *n, const struct agent_node_config *cfg
 	}
 	pthread_mutex_lock(&n->mu);
 	for (size_t i = 0; i < n->n; i++)
-		n->seq += observe_entry(n->e[i], map_get(&refs, n->e[i]->key), ev);
+		if (n->e[i]->epoch <= epoch) /* a pull or delete that ended during the listing knows better */
+			n->seq += observe_entry(n->e[i], map_get(&refs, n->e[i]->key), ev);
 	n->spec_changed = 0;
 	n->next_poll_ms = now_ms + cfg->poll_ms;
 	pthread_mutex_unlock(&n->mu);
@@ -652,6 +654,7 @@ void agent_node_pull_done(struct agent_node *n, const struct agent_node_config *
 		goto out;
 	e->busy = 0;
 	n->seq++;
+	e->epoch = ++n->epoch;
 	n->pulls += !r->disk_refused;
 	if (r->fs_checked && !(r->disk_refused && e->state == AGENT_FAILED && e->reason &&
 			       !strcmp(e->reason, AGENT_REASON_DISK))) {

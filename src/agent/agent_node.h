@@ -72,6 +72,7 @@ struct agent_entry {
 	int64_t first_try_ms; /* start of the attempts at this generation (the deadline counts from here) */
 	int64_t retry_at_ms;  /* transient failure: not before */
 	uint64_t failed_sig;  /* spec_sig when it failed for good */
+	uint64_t epoch;       /* the node's epoch when a pull or delete last changed it */
 	int self_heal;        /* was Present, vanished: the next pull is a self-heal */
 };
 
@@ -111,6 +112,8 @@ struct agent_node {
 	struct agent_fs_state fs;
 	struct agent_sched_node sched;
 	uint64_t seq;                /* bumped by every change the status could show */
+	uint64_t epoch;              /* bumped by every pull or delete result: an image list taken before
+				      * does not override what they found */
 	uint64_t rendered_seq;       /* seq of the last status computed */
 	/* counters (under mu) */
 	uint64_t pulls, self_heals, status_writes, disk_refusals;
@@ -194,8 +197,11 @@ void agent_node_delete(struct agent_node *n, const struct agent_node_config *cfg
 		       const char **outcome);
 
 /* The status object (new reference) for the node's entries, with counts, the agent block (runtime from
- * rt, version) and imageFs; *hash gets a hash of everything but lastHeartbeatTime. now is wall time. */
-json_t *agent_node_status(struct agent_node *n, const struct agent_node_config *cfg, time_t now, uint64_t *hash);
+ * rt, version) and imageFs; *hash gets a hash of everything but lastHeartbeatTime. Under the same lock,
+ * so that they describe the same moment: *seq (if not NULL) the node's change counter it shows, *busy
+ * (if not NULL) whether it shows pulls queued or running. now is wall time. */
+json_t *agent_node_status(struct agent_node *n, const struct agent_node_config *cfg, time_t now, uint64_t *hash,
+			  uint64_t *seq, int *busy);
 
 /* Counts over the entries: desired (Pull entries), present (Pull entries Present), pulling, failed. */
 void agent_node_counts(struct agent_node *n, size_t *desired, size_t *present, size_t *pulling, size_t *failed);

@@ -146,6 +146,7 @@ apply:
 	e = agent_node_get(n, key);
 	if (e) {
 		n->seq++;
+		e->epoch = ++n->epoch;
 		e->busy = 0;
 		e->present = o.present;
 		if (!o.present) {
@@ -218,11 +219,15 @@ static json_t *entry_json(const struct agent_entry *e)
 	return o;
 }
 
-json_t *agent_node_status(struct agent_node *n, const struct agent_node_config *cfg, time_t now, uint64_t *hash)
+json_t *agent_node_status(struct agent_node *n, const struct agent_node_config *cfg, time_t now, uint64_t *hash,
+			  uint64_t *seq, int *busy)
 {
 	json_t *images = json_array();
 	size_t d = 0, p = 0, pu = 0, f = 0;
+	int b = 0;
 	pthread_mutex_lock(&n->mu);
+	if (seq)
+		*seq = n->seq;
 	for (size_t i = 0; i < n->n; i++) {
 		const struct agent_entry *e = n->e[i];
 		if (!e->in_spec)
@@ -233,6 +238,7 @@ json_t *agent_node_status(struct agent_node *n, const struct agent_node_config *
 		}
 		pu += e->state == AGENT_PULLING;
 		f += e->state == AGENT_FAILED;
+		b |= e->busy || e->state == AGENT_PULLING;
 		json_array_append_new(images, entry_json(e));
 	}
 	char *runtime = agent_runtime_label(n->rt);
@@ -255,6 +261,8 @@ json_t *agent_node_status(struct agent_node *n, const struct agent_node_config *
 		json_object_set_new(st, "imageFs", fs);
 	}
 	pthread_mutex_unlock(&n->mu);
+	if (busy)
+		*busy = b;
 	char *text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
 	*hash = agent_hash(AGENT_HASH_INIT, text, strlen(text));
 	free(text);

@@ -34,6 +34,7 @@ struct mem {
 	json_t *nic;     /* metadata + spec */
 	json_t *status;  /* the last status written */
 	int writes;
+	int64_t write_ms[64]; /* when the first 64 writes were made */
 	int fresh_gets;
 	const char *secret; /* docker config text of every Secret, or NULL (not found) */
 	int secret_reads;
@@ -62,6 +63,8 @@ static int mem_patch(void *ud, const char *node, json_t *status, struct strbuf *
 	pthread_mutex_lock(&m->mu);
 	json_decref(m->status);
 	m->status = json_deep_copy(status);
+	if (m->writes < 64)
+		m->write_ms[m->writes] = kf_now_ms();
 	m->writes++;
 	pthread_mutex_unlock(&m->mu);
 	return 0;
@@ -289,7 +292,14 @@ static int wait_for(struct fixture *f, int (*cond)(struct fixture *f, const void
 			return 1;
 		kf_sleep_ms(10);
 	}
-	return cond(f, arg);
+	if (cond(f, arg))
+		return 1;
+	pthread_mutex_lock(&f->m.mu);
+	char *st = f->m.status ? json_dumps(f->m.status, JSON_INDENT(1)) : NULL;
+	pthread_mutex_unlock(&f->m.mu);
+	print_message("not reached; idle %d; last status written: %s\n", agent_idle(f->a), st ? st : "none");
+	free(st);
+	return 0;
 }
 
 static int settled(struct fixture *f, const void *arg)
@@ -418,13 +428,21 @@ static void status_writes_are_coalesced(void **state)
 	int64_t t0 = kf_now_ms();
 	fx_start(&f, sim, &cfg, 4);
 	assert_true(wait_for(&f, all_present, imgs, 10000));
-	int64_t run_ms = kf_now_ms() - t0;
+	int64_t run_ms = f.m.write_ms[writes(&f.m) - 1] - t0;
 	int w = writes(&f.m);
-	/* 40 pulls of 50 ms, 4 at once: about 500 ms. One write per status interval while pulls run, one
-	 * when settled (an uncoalesced agent would write at least 40 times). */
+	/* 40 pulls of 50 ms, 4 at once: about 500 ms. While pulls run, writes are at least a status interval
+	 * apart; the last one, when the node settles, comes at once (an uncoalesced agent would write at
+	 * least 40 times). */
 	int bound = (int)(run_ms / cfg.status_interval_ms) + 2;
-	if (w < 2 || w > bound)
+	if (w < 2 || w > bound) {
+		for (int i = 0; i < w && i < 64; i++)
+			print_message("write %d at %lld ms\n", i, (long long)(f.m.write_ms[i] - t0));
 		fail_msg("%d status writes over %lld ms of pulls (want 2..%d)", w, (long long)run_ms, bound);
+	}
+	for (int i = 1; i < w - 1 && i < 64; i++)
+		if (f.m.write_ms[i] - f.m.write_ms[i - 1] < cfg.status_interval_ms - 5)
+			fail_msg("writes %d and %d only %lld ms apart while pulling", i - 1, i,
+				 (long long)(f.m.write_ms[i] - f.m.write_ms[i - 1]));
 	assert_int_equal(agent_simrt_pulls(sim), 40);
 	/* settled: polls (every 300 ms) find everything present and write nothing */
 	kf_sleep_ms(1000);
