@@ -381,3 +381,35 @@ test_agent_docker_engine_pull_fail_keep_and_delete_exactly() {
   ag_docker_has "$other" && fail "$other is still in dockerd"
   ag_docker_has "${imgs[1]}" || fail "the used image was removed"
 }
+
+# ---- in cluster: deploy/'s DaemonSet and RBAC as make deploy-using-yaml applies them ----
+
+test_agent_daemonset_in_cluster() {
+  ag_setup
+  local img suffix=kfa-$AG_ID f ready
+  img=$(gen_images "kfa-$AG_ID/ds" 1)
+  # deploy/'s objects under names of our own, in the test's namespace
+  for f in serviceaccount-agent clusterrole-agent clusterrolebinding-agent daemonset-agent; do
+    IMAGE=$KF_IMAGE "$E2E_ROOT/hack/deploy.sh" yaml-render "kubefledged-$f.yaml" |
+      sed "s/namespace: kube-fledged/namespace: $E2E_NS/; s/kubefledged-agent\$/kubefledged-agent-$suffix/" \
+      > "$AG_TMP/$f.yaml"
+  done
+  defer kubectl delete clusterrole,clusterrolebinding "kubefledged-agent-$suffix" --ignore-not-found
+  kubectl apply -f "$AG_TMP/serviceaccount-agent.yaml" -f "$AG_TMP/clusterrole-agent.yaml" \
+    -f "$AG_TMP/clusterrolebinding-agent.yaml" >/dev/null
+  ag_nic "$NODE2_NAME" "$img"
+  kubectl apply -f "$AG_TMP/daemonset-agent.yaml" >/dev/null
+  kns rollout status "daemonset/kubefledged-agent-$suffix" --timeout=120s ||
+    fail "the DaemonSet did not roll out: $(kns describe pods | tail -20)"
+  ready=$(kns get pods -l "kubefledged=kubefledged-agent-$suffix" -o jsonpath='{range .items[*]}{.spec.nodeName}={.status.containerStatuses[0].ready} {end}')
+  log "agent pods: $ready"
+  assert_contains "$ready" "$NODE1_NAME=true"
+  assert_contains "$ready" "$NODE2_NAME=true"
+  ag_wait_state "$NODE2_NAME" "$img" Present 60
+  expect_images "$NODE2_NAME" "$img"
+  expect_no_images "$NODE1_NAME" "$img"
+  # it found the socket through the node's annotation, under --host-root, with no capability
+  assert_eq "/host$NODE2_CRI_SOCKET" "$(kubectl get nic "$NODE2_NAME" -o jsonpath='{.status.agent.socket}')"
+  [ "$(kubectl get nic "$NODE2_NAME" -o jsonpath='{.status.imageFs.capacityBytes}')" -gt 0 ] ||
+    fail "the image filesystem's capacity was not read under /host"
+}
