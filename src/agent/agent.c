@@ -256,8 +256,9 @@ void agent_sync_node(struct agent *a, const char *name)
 	pthread_mutex_lock(&n->mu);
 	int fresh = !n->seeded;
 	pthread_mutex_unlock(&n->mu);
-	json_t *nic = a->o.api.get_nic(a->o.api.ud, name, fresh);
-	agent_node_set_spec(n, nic);
+	int ok = 1;
+	json_t *nic = a->o.api.get_nic(a->o.api.ud, name, fresh, &ok);
+	agent_node_set_spec(n, nic, fresh && ok);
 	json_decref(nic);
 
 	struct agent_observe_events ev = { 0 };

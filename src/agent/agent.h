@@ -22,10 +22,11 @@
 #include "util/metrics.h"
 
 struct agent_api {
-	/* The node's NodeImageCache (new reference), or NULL when there is none. fresh = 1 on a node's first
-	 * sync: read from the API server with its status (a cache may keep only the spec), so a restarted
-	 * agent resumes from what it reported. */
-	json_t *(*get_nic)(void *ud, const char *node, int fresh);
+	/* The node's NodeImageCache (new reference), or NULL when there is none. fresh = 1 until a node's
+	 * status has been read once: read from the API server with its status (a cache may keep only the
+	 * spec), so that a restarted agent resumes from what it reported; *ok = 0 when that read failed (the
+	 * answer then comes from the cache, and the next sync asks again). */
+	json_t *(*get_nic)(void *ud, const char *node, int fresh, int *ok);
 	/* Writes status (borrowed) into the node's NodeImageCache status. 0, or -1 with err. */
 	int (*patch_status)(void *ud, const char *node, json_t *status, struct strbuf *err);
 	agent_secret_fn get_secret;

@@ -69,9 +69,10 @@ static void on_update(void *ud, json_t *old_obj, json_t *new_obj)
 	on_add(ud, new_obj);
 }
 
-static json_t *get_nic(void *ud, const char *node, int fresh)
+static json_t *get_nic(void *ud, const char *node, int fresh, int *ok)
 {
 	struct agent_kube *k = ud;
+	*ok = 1;
 	if (!fresh)
 		return k->inf ? kube_informer_get(k->inf, node) : NULL;
 	struct strbuf path = STRBUF_INIT;
@@ -80,6 +81,7 @@ static json_t *get_nic(void *ud, const char *node, int fresh)
 	k->get_nic++;
 	json_t *o = kube_get(k->c, path.buf, &e);
 	if (!o && !kube_err_is_not_found(&e)) {
+		*ok = 0;
 		k->errors++;
 		LOG_WARN("node %s: GET its NodeImageCache: %s; using the cache", node, e.msg);
 		o = k->inf ? kube_informer_get(k->inf, node) : NULL;

@@ -277,7 +277,7 @@ static void seed(struct agent_node *n, json_t *status)
 	}
 }
 
-int agent_node_set_spec(struct agent_node *n, json_t *nic)
+int agent_node_set_spec(struct agent_node *n, json_t *nic, int with_status)
 {
 	json_t *images = nic ? kf_jget(nic, "spec", NULL) : NULL;
 	images = images ? json_object_get(images, "images") : NULL;
@@ -376,8 +376,8 @@ int agent_node_set_spec(struct agent_node *n, json_t *nic)
 		}
 	}
 	n->n = w;
-	if (nic && !n->seeded) {
-		json_t *st = json_object_get(nic, "status");
+	if (with_status && !n->seeded) {
+		json_t *st = nic ? json_object_get(nic, "status") : NULL;
 		if (st)
 			seed(n, st);
 		n->seeded = 1;

@@ -123,10 +123,11 @@ struct agent_node *agent_node_new(const char *name, struct agent_runtime *rt);
 void agent_node_free(struct agent_node *n);
 
 /* Replaces the spec with nic's (borrowed NodeImageCache object; NULL = the object is gone: no image
- * is wanted). On the first call with an object, its status (if any) seeds the entries, so that a restarted
- * agent does not pull again what it already pulled (observedPullGeneration) nor retry what failed for good.
- * Returns 1 when the spec changed. Takes the lock. */
-int agent_node_set_spec(struct agent_node *n, json_t *nic);
+ * is wanted). With with_status (nic as the API server has it, or NULL when it has none), the first time,
+ * its status seeds the entries, so that a restarted agent does not pull again what it already pulled
+ * (observedPullGeneration) nor retry what failed for good. Returns 1 when the spec changed. Takes the
+ * lock. */
+int agent_node_set_spec(struct agent_node *n, json_t *nic, int with_status);
 
 /* Events of an observation, for metrics. */
 struct agent_observe_events {

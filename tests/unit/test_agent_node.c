@@ -40,17 +40,16 @@ struct mem {
 	int secret_reads;
 };
 
-static json_t *mem_get(void *ud, const char *node, int fresh)
+static json_t *mem_get(void *ud, const char *node, int fresh, int *ok)
 {
 	(void)node;
 	struct mem *m = ud;
+	*ok = 1;
 	pthread_mutex_lock(&m->mu);
 	json_t *o = m->nic ? json_deep_copy(m->nic) : NULL;
-	if (o && fresh) {
-		m->fresh_gets++;
-		if (m->status)
-			json_object_set(o, "status", m->status);
-	}
+	m->fresh_gets += fresh;
+	if (o && fresh && m->status)
+		json_object_set(o, "status", m->status);
 	pthread_mutex_unlock(&m->mu);
 	return o;
 }
@@ -649,6 +648,29 @@ static void pull_secrets_are_tried_in_order(void **state)
 	agent_runtime_free(sim2);
 }
 
+static void a_node_without_object_reads_it_once(void **state)
+{
+	(void)state;
+	struct agent_simrt_opts so = { 0 };
+	struct agent_runtime *sim = agent_simrt_new(&so);
+	struct fixture f = { 0 };
+	mem_init(&f.m);
+	struct agent_node_config cfg = cfg_fast();
+	cfg.poll_ms = 100;
+	fx_start(&f, sim, &cfg, 1);
+	kf_sleep_ms(600); /* about 6 polls */
+	assert_int_equal(f.m.fresh_gets, 1);
+	assert_int_equal(writes(&f.m), 0); /* no object: nothing to write to */
+	/* the controller creates it: cached reads from then on */
+	const char *imgs[] = { REG "/late:1", NULL };
+	mem_set_spec(&f.m, imgs, 0, 1, NULL);
+	agent_notify(f.a, "n1");
+	assert_true(wait_for(&f, all_present, imgs, 3000));
+	assert_int_equal(f.m.fresh_gets, 1);
+	fx_stop(&f);
+	mem_clear(&f.m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -659,6 +681,7 @@ int main(void)
 		cmocka_unit_test(transient_errors_retry_until_the_deadline),
 		cmocka_unit_test(disk_threshold_refuses_then_allows),
 		cmocka_unit_test(pull_secrets_are_tried_in_order),
+		cmocka_unit_test(a_node_without_object_reads_it_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
