@@ -27,6 +27,7 @@ struct agent {
 	pthread_t *sync_threads;
 	int n_sync;
 	int started;
+	volatile int stopping;     /* keys still queued are dropped, not synced */
 	struct agent_metrics m;
 	_Atomic uint64_t syncs, pulls, pull_failures, self_heals, disk_refusals, deletes, status_writes,
 		status_write_errors;
@@ -301,7 +302,8 @@ static void *sync_worker(void *arg)
 	struct agent *a = arg;
 	char *key;
 	while ((key = kube_wq_get(a->q))) {
-		agent_sync_node(a, key);
+		if (!a->stopping)
+			agent_sync_node(a, key);
 		kube_wq_done(a->q, key);
 		free(key);
 	}
@@ -331,6 +333,7 @@ void agent_stop(struct agent *a, int64_t grace_ms)
 	(void)grace_ms;
 	if (!a->started)
 		return;
+	a->stopping = 1; /* a stop at scale must not sync a thousand queued nodes first */
 	kube_wq_shutdown(a->q);
 	for (int i = 0; i < a->n_sync; i++)
 		pthread_join(a->sync_threads[i], NULL);

@@ -1,5 +1,6 @@
 /* agent_node.c - one node's entries: spec, observation, plan, results (see agent_node.h). The delete
  * guard and the status rendering are in agent_status.c. */
+#include "agent_intern.h"
 #include "agent_node_int.h"
 
 #include <stdlib.h>
@@ -73,11 +74,11 @@ static void entry_free(struct agent_entry *e)
 {
 	if (!e)
 		return;
-	free(e->key);
+	agent_intern_put(e->key);
 	free(e->image);
 	secrets_free(e->secrets, e->n_secrets);
-	free(e->image_id);
-	free(e->digest);
+	agent_intern_put(e->image_id);
+	agent_intern_put(e->digest);
 	free(e->reason);
 	free(e->cause);
 	free(e->message);
@@ -335,7 +336,7 @@ int agent_node_set_spec(struct agent_node *n, json_t *nic, int with_status)
 			}
 			memmove(&n->e[at + 1], &n->e[at], (n->n - at) * sizeof *n->e);
 			e = xcalloc(1, sizeof *e);
-			e->key = xstrdup(it->key);
+			e->key = agent_intern_get(it->key);
 			e->state = AGENT_ABSENT;
 			n->e[at] = e;
 			n->n++;
@@ -433,8 +434,8 @@ static int observe_entry(struct agent_entry *e, const struct cri_image *img, str
 	}
 	int changed = !e->present || e->size != img->size || e->pinned != img->pinned;
 	e->present = 1;
-	changed |= agent_set_str(&e->image_id, img->id);
-	changed |= agent_set_str(&e->digest, agent_repo_digest(e->key, img));
+	changed |= agent_intern_set(&e->image_id, img->id);
+	changed |= agent_intern_set(&e->digest, agent_repo_digest(e->key, img));
 	e->size = img->size;
 	e->pinned = img->pinned;
 	return changed;
@@ -674,8 +675,8 @@ void agent_node_pull_done(struct agent_node *n, const struct agent_node_config *
 	}
 	if (r->ok) {
 		e->present = 1;
-		agent_set_str(&e->image_id, r->image_id);
-		agent_set_str(&e->digest, r->digest);
+		agent_intern_set(&e->image_id, r->image_id);
+		agent_intern_set(&e->digest, r->digest);
 		e->size = r->size;
 		e->pinned = r->pinned;
 		e->pulled_gen = j->gen > e->pulled_gen ? j->gen : e->pulled_gen;

@@ -12,6 +12,8 @@
 #include "util/util.h"
 #include "util/version.h"
 
+enum { NODE_NEW = 0, NODE_UP, NODE_REPATCH };
+
 static const struct kube_resource LEASES = { "coordination.k8s.io", "v1", "leases", "Lease", 1 };
 #define LEASE_NS "kube-node-lease"
 
@@ -22,6 +24,12 @@ struct agent_simnodes {
 	json_t *labels;       /* extra labels */
 	char **names;
 	char **uids;
+	_Atomic int *state;      /* per node: NODE_NEW, NODE_UP, NODE_REPATCH (its Ready status to write again) */
+	int64_t *next_renew;     /* per node, owned by its thread */
+	int *renewals, *attempts;
+	_Atomic int up, failed;
+	pthread_mutex_t mu;
+	char first_error[512];
 	pthread_t *threads;
 	int n_threads;
 	volatile int stopping;
@@ -83,6 +91,11 @@ struct agent_simnodes *agent_simnodes_new(struct kube_client *client, const stru
 	s->labels = labels;
 	s->names = xcalloc((size_t)o->count, sizeof *s->names);
 	s->uids = xcalloc((size_t)o->count, sizeof *s->uids);
+	s->state = xcalloc((size_t)o->count, sizeof *s->state);
+	s->next_renew = xcalloc((size_t)o->count, sizeof *s->next_renew);
+	s->renewals = xcalloc((size_t)o->count, sizeof *s->renewals);
+	s->attempts = xcalloc((size_t)o->count, sizeof *s->attempts);
+	pthread_mutex_init(&s->mu, NULL);
 	for (int i = 0; i < o->count; i++)
 		s->names[i] = xasprintf("%s%04d", prefix, i + 1);
 	return s;
@@ -99,6 +112,11 @@ void agent_simnodes_free(struct agent_simnodes *s)
 	}
 	free(s->names);
 	free(s->uids);
+	free((void *)s->state);
+	free(s->next_renew);
+	free(s->renewals);
+	free(s->attempts);
+	pthread_mutex_destroy(&s->mu);
 	free(s->threads);
 	json_decref(s->labels);
 	free(s->prefix);
@@ -168,19 +186,24 @@ static int patch_ready(struct agent_simnodes *s, size_t i, struct strbuf *err)
 	return 0;
 }
 
-static int renew_lease(struct agent_simnodes *s, size_t i, struct strbuf *err)
+/* Renews node i's Lease (a merge patch), creating it when it is missing; create = 1 tries the creation
+ * first (a node just set up). */
+static int renew_lease(struct agent_simnodes *s, size_t i, int create, struct strbuf *err)
 {
 	char now[64];
 	micro_time(now);
 	struct strbuf path = STRBUF_INIT;
 	struct kube_err e = { 0 };
+	json_t *r = NULL, *body;
 	kube_path(&path, &LEASES, LEASE_NS, s->names[i], NULL);
-	json_t *body = json_pack("{s:{s:s, s:i, s:s}}", "spec", "holderIdentity", s->names[i], "leaseDurationSeconds", 40,
+	if (!create) {
+		body = json_pack("{s:{s:s, s:i, s:s}}", "spec", "holderIdentity", s->names[i], "leaseDurationSeconds", 40,
 				 "renewTime", now);
-	s->patch++;
-	json_t *r = kube_patch(s->c, path.buf, body, "application/merge-patch+json", &e);
-	json_decref(body);
-	if (!r && kube_err_is_not_found(&e)) {
+		s->patch++;
+		r = kube_patch(s->c, path.buf, body, "application/merge-patch+json", &e);
+		json_decref(body);
+	}
+	if (create || (!r && kube_err_is_not_found(&e))) {
 		/* first time: create it, owned by the Node so that it goes with it */
 		sb_reset(&path);
 		kube_path(&path, &LEASES, LEASE_NS, NULL, NULL);
@@ -193,6 +216,8 @@ static int renew_lease(struct agent_simnodes *s, size_t i, struct strbuf *err)
 		s->create++;
 		r = kube_create(s->c, path.buf, body, &e);
 		json_decref(body);
+		if (!r && e.code == 409) /* left by an earlier run: renew it */
+			return renew_lease(s, i, 0, err);
 	}
 	sb_release(&path);
 	if (!r) {
@@ -204,47 +229,49 @@ static int renew_lease(struct agent_simnodes *s, size_t i, struct strbuf *err)
 	return 0;
 }
 
-/* Creates or adopts node i. */
+/* Creates or adopts node i, writes its Ready status and Lease: POST node (on AlreadyExists: GET and a
+ * merge patch of our labels and taint), PATCH status, POST lease (on AlreadyExists: renew). */
 static int ensure_node(struct agent_simnodes *s, size_t i, struct strbuf *err)
 {
 	struct strbuf path = STRBUF_INIT;
 	struct kube_err e = { 0 };
 	int rc = -1;
+	kube_path(&path, &KUBE_NODES, NULL, NULL, NULL);
+	json_t *body = json_pack("{s:s, s:s, s:{s:s, s:o}, s:{s:[o]}}", "apiVersion", "v1", "kind", "Node", "metadata",
+				 "name", s->names[i], "labels", node_labels(s, s->names[i]), "spec", "taints", sim_taint());
+	s->create++;
+	json_t *node = kube_create(s->c, path.buf, body, &e);
+	json_decref(body);
+	sb_reset(&path);
 	kube_path(&path, &KUBE_NODES, NULL, s->names[i], NULL);
-	s->get++;
-	json_t *node = kube_get(s->c, path.buf, &e);
-	if (!node && kube_err_is_not_found(&e)) {
-		json_t *body = json_pack("{s:s, s:s, s:{s:s, s:o}, s:{s:[o]}}", "apiVersion", "v1", "kind", "Node",
-					 "metadata", "name", s->names[i], "labels", node_labels(s, s->names[i]), "spec",
-					 "taints", sim_taint());
-		sb_reset(&path);
-		kube_path(&path, &KUBE_NODES, NULL, NULL, NULL);
+	if (!node && e.code == 409) { /* adopt: our labels, and our taint unless it is there */
 		memset(&e, 0, sizeof e);
-		s->create++;
-		node = kube_create(s->c, path.buf, body, &e);
-		json_decref(body);
-	} else if (node) {
-		/* adopt: our labels, and our taint unless it is there */
-		json_t *taints = json_deep_copy(kf_jget(node, "spec", NULL) ? json_object_get(kf_jget(node, "spec", NULL), "taints") : NULL);
-		if (!json_is_array(taints)) {
-			json_decref(taints);
-			taints = json_array();
-		}
-		int has = 0;
-		size_t k;
-		json_t *t;
-		json_array_foreach(taints, k, t)
-			has |= !strcmp(json_string_value(json_object_get(t, "key")) ? json_string_value(json_object_get(t, "key")) : "",
-				       AGENT_SIM_LABEL);
-		if (!has)
-			json_array_append_new(taints, sim_taint());
-		json_t *body = json_pack("{s:{s:o}, s:{s:o}}", "metadata", "labels", node_labels(s, s->names[i]), "spec",
+		s->get++;
+		node = kube_get(s->c, path.buf, &e);
+		if (node) {
+			json_t *spec = kf_jget(node, "spec", NULL);
+			json_t *taints = json_deep_copy(spec ? json_object_get(spec, "taints") : NULL);
+			if (!json_is_array(taints)) {
+				json_decref(taints);
+				taints = json_array();
+			}
+			int has = 0;
+			size_t k;
+			json_t *t;
+			json_array_foreach(taints, k, t) {
+				const char *key = json_string_value(json_object_get(t, "key"));
+				has |= key && !strcmp(key, AGENT_SIM_LABEL);
+			}
+			if (!has)
+				json_array_append_new(taints, sim_taint());
+			body = json_pack("{s:{s:o}, s:{s:o}}", "metadata", "labels", node_labels(s, s->names[i]), "spec",
 					 "taints", taints);
-		json_decref(node);
-		memset(&e, 0, sizeof e);
-		s->patch++;
-		node = kube_patch(s->c, path.buf, body, "application/merge-patch+json", &e);
-		json_decref(body);
+			json_decref(node);
+			memset(&e, 0, sizeof e);
+			s->patch++;
+			node = kube_patch(s->c, path.buf, body, "application/merge-patch+json", &e);
+			json_decref(body);
+		}
 	}
 	if (!node) {
 		s->errors++;
@@ -254,7 +281,7 @@ static int ensure_node(struct agent_simnodes *s, size_t i, struct strbuf *err)
 	free(s->uids[i]);
 	s->uids[i] = xstrdup(kf_jstr(node, "metadata", "uid", NULL) ? kf_jstr(node, "metadata", "uid", NULL) : "");
 	json_decref(node);
-	if (patch_ready(s, i, err) || renew_lease(s, i, err))
+	if (patch_ready(s, i, err) || renew_lease(s, i, 1, err))
 		goto out;
 	rc = 0;
 out:
@@ -310,58 +337,96 @@ static int for_all(struct agent_simnodes *s, int (*fn)(struct agent_simnodes *, 
 	return failed;
 }
 
-int agent_simnodes_setup(struct agent_simnodes *s, const volatile int *stop, struct strbuf *err)
-{
-	return for_all(s, ensure_node, stop, err) ? -1 : 0;
-}
-
-/* Renewal thread t: its nodes, spread evenly over the lease period. */
-struct renewer {
+/* Thread t keeps its nodes (i = t, t + threads, ...) alive: sets up the ones not set up yet (retrying a
+ * failure after 2 s, giving up after 5), renews every Lease once per lease period (and writes the Ready
+ * status every 10th time, or at once when agent_simnodes_ready saw the node not Ready). Setting up and
+ * renewing interleave, so a slow start does not let the first nodes' Leases lapse. */
+struct keeper {
 	struct agent_simnodes *s;
 	int t;
 };
 
-static void *renew_loop(void *arg)
+static void *keep_alive(void *arg)
 {
-	struct renewer *r = arg;
-	struct agent_simnodes *s = r->s;
-	int nt = s->o.threads, mine = 0;
-	for (int i = r->t; i < s->o.count; i += nt)
-		mine++;
-	int64_t gap = mine ? s->o.lease_ms / mine : s->o.lease_ms;
-	for (int round = 1; !s->stopping; round++) {
-		int64_t start = kf_now_ms();
-		int k = 0;
-		for (int i = r->t; i < s->o.count && !s->stopping; i += nt, k++) {
-			int64_t due = start + k * gap;
-			while (!s->stopping && kf_now_ms() < due)
-				kf_sleep_ms(due - kf_now_ms() > 100 ? 100 : due - kf_now_ms());
+	struct keeper *k = arg;
+	struct agent_simnodes *s = k->s;
+	int nt = s->o.threads;
+	while (!s->stopping) {
+		int did = 0;
+		for (int i = k->t; i < s->o.count && !s->stopping; i += nt) {
+			int64_t now = kf_now_ms();
 			struct strbuf e = STRBUF_INIT;
-			if (renew_lease(s, (size_t)i, &e) || (round % 10 == 0 && patch_ready(s, (size_t)i, &e)))
-				LOG_WARN("agent-sim: %s", e.buf);
+			int st = s->state[i];
+			if (st == NODE_NEW) {
+				if (s->attempts[i] >= 5 || now < s->next_renew[i]) {
+					sb_release(&e);
+					continue;
+				}
+				did = 1;
+				if (ensure_node(s, (size_t)i, &e) == 0) {
+					s->state[i] = NODE_UP;
+					s->next_renew[i] = now + s->o.lease_ms;
+					s->up++;
+				} else if (++s->attempts[i] >= 5) {
+					pthread_mutex_lock(&s->mu);
+					if (!s->failed++)
+						snprintf(s->first_error, sizeof s->first_error, "%s", e.buf);
+					pthread_mutex_unlock(&s->mu);
+				} else {
+					LOG_WARN("agent-sim: %s (tried again in 2 s)", e.buf);
+					s->next_renew[i] = now + 2000;
+				}
+			} else if (st == NODE_REPATCH || now >= s->next_renew[i]) {
+				did = 1;
+				int status = st == NODE_REPATCH || ++s->renewals[i] % 10 == 0;
+				if (renew_lease(s, (size_t)i, 0, &e) || (status && patch_ready(s, (size_t)i, &e)))
+					LOG_WARN("agent-sim: %s", e.buf);
+				else if (st == NODE_REPATCH)
+					s->state[i] = NODE_UP;
+				s->next_renew[i] = now + s->o.lease_ms;
+			}
 			sb_release(&e);
 		}
-		while (!s->stopping && kf_now_ms() < start + s->o.lease_ms)
-			kf_sleep_ms(100);
+		if (!did)
+			kf_sleep_ms(50);
 	}
-	free(r);
+	free(k);
 	return NULL;
 }
 
 int agent_simnodes_start(struct agent_simnodes *s)
 {
+	if (s->threads)
+		return 0;
 	s->threads = xcalloc((size_t)s->o.threads, sizeof *s->threads);
 	for (int t = 0; t < s->o.threads; t++) {
-		struct renewer *r = xcalloc(1, sizeof *r);
-		r->s = s;
-		r->t = t;
-		if (pthread_create(&s->threads[t], NULL, renew_loop, r)) {
-			free(r);
+		struct keeper *k = xcalloc(1, sizeof *k);
+		k->s = s;
+		k->t = t;
+		if (pthread_create(&s->threads[t], NULL, keep_alive, k)) {
+			free(k);
 			return -1;
 		}
 		s->n_threads++;
 	}
 	return 0;
+}
+
+int agent_simnodes_setup(struct agent_simnodes *s, const volatile int *stop, struct strbuf *err)
+{
+	if (agent_simnodes_start(s) < 0) {
+		sb_adds(err, "cannot start threads");
+		return -1;
+	}
+	while (s->up + s->failed < s->o.count && !(stop && *stop))
+		kf_sleep_ms(50);
+	if (s->failed) {
+		pthread_mutex_lock(&s->mu);
+		sb_addf(err, "%d node(s) could not be set up, first: %s", (int)s->failed, s->first_error);
+		pthread_mutex_unlock(&s->mu);
+		return -1;
+	}
+	return stop && *stop ? -1 : 0;
 }
 
 void agent_simnodes_stop(struct agent_simnodes *s)
@@ -374,38 +439,56 @@ void agent_simnodes_stop(struct agent_simnodes *s)
 
 int agent_simnodes_ready(struct agent_simnodes *s, struct strbuf *err)
 {
-	struct strbuf path = STRBUF_INIT;
-	struct kube_err e = { 0 };
-	kube_path(&path, &KUBE_NODES, NULL, NULL, NULL);
-	sb_addf(&path, "?labelSelector=%s%%3Dtrue", AGENT_SIM_LABEL);
-	s->list++;
-	json_t *l = kube_get(s->c, path.buf, &e);
-	sb_release(&path);
-	if (!l) {
-		s->errors++;
-		sb_addf(err, "LIST nodes: %s", e.msg);
-		return -1;
-	}
 	int ready = 0;
-	size_t plen = strlen(s->prefix), i;
-	json_t *node;
-	json_array_foreach(json_object_get(l, "items"), i, node) {
-		const char *name = kf_jstr(node, "metadata", "name", NULL);
-		if (!name || strncmp(name, s->prefix, plen))
-			continue;
-		long idx = strtol(name + plen, NULL, 10);
-		if (idx < 1 || idx > s->o.count || strcmp(name, s->names[idx - 1]))
-			continue;
-		size_t k;
-		json_t *c;
-		json_array_foreach(kf_jget(node, "status", NULL) ? json_object_get(kf_jget(node, "status", NULL), "conditions") : NULL, k, c) {
-			const char *t = json_string_value(json_object_get(c, "type"));
-			const char *st = json_string_value(json_object_get(c, "status"));
-			if (t && st && !strcmp(t, "Ready") && !strcmp(st, "True"))
-				ready++;
+	size_t plen = strlen(s->prefix);
+	char *cont = NULL;
+	do { /* pages of 100: a list of a thousand Nodes is megabytes of JSON */
+		struct strbuf path = STRBUF_INIT;
+		struct kube_err e = { 0 };
+		kube_path(&path, &KUBE_NODES, NULL, NULL, NULL);
+		sb_addf(&path, "?labelSelector=%s%%3Dtrue&limit=100", AGENT_SIM_LABEL);
+		if (cont) {
+			sb_adds(&path, "&continue=");
+			sb_add_urlencoded(&path, cont);
 		}
-	}
-	json_decref(l);
+		free(cont);
+		cont = NULL;
+		s->list++;
+		json_t *l = kube_get(s->c, path.buf, &e);
+		sb_release(&path);
+		if (!l) {
+			s->errors++;
+			sb_addf(err, "LIST nodes: %s", e.msg);
+			return -1;
+		}
+		const char *c = kf_jstr(l, "metadata", "continue", NULL);
+		if (c && *c)
+			cont = xstrdup(c);
+		size_t i;
+		json_t *node;
+		json_array_foreach(json_object_get(l, "items"), i, node) {
+			const char *name = kf_jstr(node, "metadata", "name", NULL);
+			if (!name || strncmp(name, s->prefix, plen))
+				continue;
+			long idx = strtol(name + plen, NULL, 10);
+			if (idx < 1 || idx > s->o.count || strcmp(name, s->names[idx - 1]))
+				continue;
+			size_t k;
+			json_t *cd, *status = kf_jget(node, "status", NULL);
+			int is_ready = 0;
+			json_array_foreach(status ? json_object_get(status, "conditions") : NULL, k, cd) {
+				const char *t = json_string_value(json_object_get(cd, "type"));
+				const char *st = json_string_value(json_object_get(cd, "status"));
+				is_ready |= t && st && !strcmp(t, "Ready") && !strcmp(st, "True");
+			}
+			ready += is_ready;
+			/* the node lifecycle controller gave up on it (a Lease lapsed): write Ready again */
+			int up = NODE_UP;
+			if (!is_ready)
+				atomic_compare_exchange_strong(&s->state[idx - 1], &up, NODE_REPATCH);
+		}
+		json_decref(l);
+	} while (cont);
 	return ready;
 }
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent_intern.h"
 #include "agent_node_int.h"
 #include "util/imageref.h"
 #include "util/log.h"
@@ -150,14 +151,13 @@ apply:
 		e->busy = 0;
 		e->present = o.present;
 		if (!o.present) {
-			free(e->image_id);
-			free(e->digest);
-			e->image_id = e->digest = NULL;
+			agent_intern_set(&e->image_id, NULL);
+			agent_intern_set(&e->digest, NULL);
 			e->size = 0;
 			e->pinned = 0;
 		} else if (present) {
-			agent_set_str(&e->image_id, img.id);
-			agent_set_str(&e->digest, agent_repo_digest(key, &img));
+			agent_intern_set(&e->image_id, img.id);
+			agent_intern_set(&e->digest, agent_repo_digest(key, &img));
 			e->size = img.size;
 			e->pinned = img.pinned;
 		}

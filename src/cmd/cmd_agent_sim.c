@@ -141,7 +141,7 @@ int cmd_agent_sim(int argc, char **argv)
 		LOG_ERROR("%s", err.buf);
 		goto out;
 	}
-	struct agent_simnodes_opts so = { prefix, nodes, labels, lease_ms, nodes < 8 ? nodes : 8 };
+	struct agent_simnodes_opts so = { prefix, nodes, labels, lease_ms, nodes < 16 ? nodes : 16 };
 	sim = agent_simnodes_new(node_client, &so, &err);
 	if (!sim) {
 		fprintf(stderr, "kubefledged agent-sim: %s\n", err.buf);
@@ -199,7 +199,7 @@ int cmd_agent_sim(int argc, char **argv)
 			break;
 		if (ready < 0)
 			LOG_WARN("agent-sim: %s", err.buf);
-		for (int i = 0; i < 10 && !stop_flag; i++)
+		for (int i = 0; i < 20 && !stop_flag; i++)
 			kf_sleep_ms(100);
 	}
 	if (ready == nodes) {
@@ -208,8 +208,15 @@ int cmd_agent_sim(int argc, char **argv)
 		LOG_INFO("agent-sim: all %d nodes Ready after %.1fs; RSS %ld KiB", nodes,
 			 (double)(kf_now_ms() - t0) / 1000, rss_kib("VmRSS"));
 	}
-	while (!stop_flag)
-		kf_sleep_ms(200);
+	/* Keep them Ready: a node the lifecycle controller marked otherwise gets its status written again. */
+	for (int64_t next = kf_now_ms() + 30000; !stop_flag; kf_sleep_ms(200)) {
+		if (kf_now_ms() < next)
+			continue;
+		sb_reset(&err);
+		if (agent_simnodes_ready(sim, &err) < 0)
+			LOG_WARN("agent-sim: %s", err.buf);
+		next = kf_now_ms() + 30000;
+	}
 	rc = 0;
 stop:
 	if (a)
