@@ -20,13 +20,37 @@ struct agent_kube {
 	char *selector;
 	struct kube_informer *inf;
 	struct agent *a;
+	struct metric *requests;
 	_Atomic uint64_t get_nic, patch_status, get_secret, errors;
 };
 
-struct agent_kube *agent_kube_new(struct kube_client *client, const char *node)
+/* The client's counters by request: its own calls are counted here, the rest is the informer's. */
+static void collect(void *ud)
+{
+	struct agent_kube *k = ud;
+	struct agent_kube_counts kc;
+	struct kube_client_stats cs;
+	agent_kube_counts(k, &kc);
+	kube_client_stats(k->c, &cs);
+	uint64_t mine = kc.get_nic + kc.patch_status + kc.get_secret;
+	metric_set(k->requests, (double)kc.get_nic, "get_nodeimagecache");
+	metric_set(k->requests, (double)kc.patch_status, "patch_nodeimagecache_status");
+	metric_set(k->requests, (double)kc.get_secret, "get_secret");
+	metric_set(k->requests, (double)cs.watches, "watch_nodeimagecaches");
+	metric_set(k->requests, (double)(cs.requests > mine + cs.watches ? cs.requests - mine - cs.watches : 0),
+		   "list_nodeimagecaches");
+}
+
+struct agent_kube *agent_kube_new(struct kube_client *client, const char *node, struct metrics *metrics)
 {
 	struct agent_kube *k = xcalloc(1, sizeof *k);
 	k->c = client;
+	if (metrics) {
+		k->requests = metrics_counter(metrics, "kubefledged_agent_api_requests_total",
+					      "Requests to the API server, by request (the informer's lists and watches, "
+					      "its own reads and status writes).", "request");
+		metrics_on_collect(metrics, collect, k);
+	}
 	if (node && *node) {
 		k->node = xstrdup(node);
 		k->selector = xasprintf("metadata.name=%s", node);

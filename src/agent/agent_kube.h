@@ -14,13 +14,15 @@
 
 #include "agent.h"
 #include "kube/kube_client.h"
+#include "util/metrics.h"
 
 extern const struct kube_resource AGENT_NIC_RESOURCE; /* kubefledged.io/v1alpha1 nodeimagecaches */
 
 struct agent_kube;
 
-/* client borrowed. node: the one node to watch, or NULL for every NodeImageCache. */
-struct agent_kube *agent_kube_new(struct kube_client *client, const char *node);
+/* client borrowed. node: the one node to watch, or NULL for every NodeImageCache. metrics (borrowed, may
+ * be NULL) gets kubefledged_agent_api_requests_total{request}. */
+struct agent_kube *agent_kube_new(struct kube_client *client, const char *node, struct metrics *metrics);
 /* Fills api with this object's callbacks. */
 void agent_kube_api(struct agent_kube *k, struct agent_api *api);
 /* Starts the informer; its events notify a. 0 or -1. */

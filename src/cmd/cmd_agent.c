@@ -203,7 +203,7 @@ int cmd_agent(int argc, char **argv)
 		free(label);
 	}
 
-	st.kube = agent_kube_new(client, node);
+	st.kube = agent_kube_new(client, node, reg);
 	struct agent_opts ao = { 0 };
 	agent_flags_opts(&f, &ao);
 	ao.metrics = reg;

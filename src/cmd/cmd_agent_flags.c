@@ -27,9 +27,9 @@ struct flag *agent_flags_table(struct agent_flags *f, const struct flag *own, in
 		{ "poll-interval", FLAG_DURATION, &f->poll_ms, sim ? "10s" : "5s",
 		  "how often the runtime's image list is read: an image removed behind the agent's back (kubelet "
 		  "image GC, crictl rmi) is pulled again within about this long plus the pull" },
-		{ "status-interval", FLAG_DURATION, &f->status_ms, "1s",
-		  "while pulls run, at most one status write per interval; once the node settles the status is "
-		  "written at once; nothing is written when nothing changed" },
+		{ "status-interval", FLAG_DURATION, &f->status_ms, "5s",
+		  "while pulls run, at most one status write per interval (progress); a failure or the node "
+		  "settling is written at once after it; nothing is written when nothing changed" },
 		{ "image-fs-threshold", FLAG_INT, &f->fs_threshold, "85",
 		  "refuse a pull (ImageFsThresholdExceeded) when the image filesystem's usage plus the image's size "
 		  "hint would pass this percentage (the kubelet's image GC high threshold); 0 disables the check" },

@@ -175,7 +175,7 @@ int cmd_agent_sim(int argc, char **argv)
 			goto stop;
 		}
 	}
-	kube = agent_kube_new(client, NULL);
+	kube = agent_kube_new(client, NULL, reg);
 	struct agent_opts ao = { 0 };
 	agent_flags_opts(&f, &ao);
 	ao.metrics = reg;
@@ -219,6 +219,8 @@ int cmd_agent_sim(int argc, char **argv)
 	}
 	rc = 0;
 stop:
+	metrics_http_stop(http); /* its collect hooks read the agents and the informer */
+	http = NULL;
 	if (a)
 		agent_stop(a, 2000);
 	struct agent_kube_counts kc = { 0 };

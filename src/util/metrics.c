@@ -38,8 +38,9 @@ struct metric {
 struct metrics {
 	pthread_mutex_t mu; /* the family list */
 	struct metric *head, *tail;
-	void (*on_collect)(void *ud);
-	void *collect_ud;
+	void (*on_collect[8])(void *ud);
+	void *collect_ud[8];
+	int n_collect;
 };
 
 struct metrics *metrics_new(void)
@@ -160,8 +161,12 @@ struct metric *metrics_histogram(struct metrics *r, const char *name, const char
 void metrics_on_collect(struct metrics *r, void (*fn)(void *ud), void *ud)
 {
 	pthread_mutex_lock(&r->mu);
-	r->on_collect = fn;
-	r->collect_ud = ud;
+	if (r->n_collect == 8) {
+		fprintf(stderr, "metrics: more than 8 collect hooks\n");
+		abort();
+	}
+	r->on_collect[r->n_collect] = fn;
+	r->collect_ud[r->n_collect++] = ud;
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -206,7 +211,7 @@ void metric_add(struct metric *m, double v, ...)
 
 void metric_set(struct metric *m, double v, ...)
 {
-	if (m->type != M_GAUGE)
+	if (m->type == M_HISTOGRAM)
 		return;
 	va_list ap;
 	va_start(ap, v);
@@ -355,12 +360,15 @@ static void render_family(struct metric *m, struct strbuf *out)
 void metrics_render(struct metrics *r, struct strbuf *out)
 {
 	pthread_mutex_lock(&r->mu);
-	void (*fn)(void *) = r->on_collect;
-	void *ud = r->collect_ud;
+	int n = r->n_collect;
+	void (*fn[8])(void *);
+	void *ud[8];
+	memcpy(fn, r->on_collect, sizeof fn);
+	memcpy(ud, r->collect_ud, sizeof ud);
 	struct metric *head = r->head;
 	pthread_mutex_unlock(&r->mu);
-	if (fn)
-		fn(ud);
+	for (int i = 0; i < n; i++)
+		fn[i](ud[i]);
 	for (struct metric *m = head; m;) {
 		render_family(m, out);
 		pthread_mutex_lock(&r->mu);

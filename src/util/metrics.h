@@ -41,7 +41,7 @@ struct metric *metrics_histogram(struct metrics *r, const char *name, const char
 
 /* Counters: add v >= 0 (negative values are ignored). Gauges: add any v. */
 void metric_add(struct metric *m, double v, ...);
-/* Gauges only. */
+/* Gauges; also counters that mirror a count kept elsewhere (set from a collect hook). */
 void metric_set(struct metric *m, double v, ...);
 /* Histograms only. */
 void metric_observe(struct metric *m, double v, ...);
@@ -49,7 +49,8 @@ void metric_observe(struct metric *m, double v, ...);
  * exist. For tests and for commands that print their own figures. */
 double metric_value(struct metric *m, ...);
 
-/* fn runs at the start of every metrics_render (e.g. to set gauges from live state). One per registry. */
+/* fn runs at the start of every metrics_render (e.g. to set gauges from live state), in the order they
+ * were added; up to 8 per registry. */
 void metrics_on_collect(struct metrics *r, void (*fn)(void *ud), void *ud);
 
 /* Appends the whole registry in the text format to out. */
