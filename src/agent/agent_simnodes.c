@@ -58,7 +58,10 @@ struct agent_simnodes *agent_simnodes_new(struct kube_client *client, const stru
 		return NULL;
 	}
 	const char *prefix = o->prefix ? o->prefix : "kf-sim-";
-	if (!valid_label_part(prefix, strlen(prefix), 0) || strchr(prefix, '_') || !*prefix) {
+	int bad = !*prefix || strlen(prefix) > 200 || prefix[0] == '-' || prefix[0] == '.';
+	for (const char *p = prefix; *p; p++)
+		bad |= !((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.');
+	if (bad) {
 		sb_addf(err, "invalid value \"%s\" for flag --node-prefix: node names are DNS subdomains "
 			     "(lowercase letters, digits, '-', '.')", prefix);
 		return NULL;

@@ -30,7 +30,8 @@ struct agent_simnodes_opts {
 
 struct agent_simnodes;
 
-/* Checks the options (labels parse: err names the bad one). client borrowed. NULL with err on bad input. */
+/* Checks the options (labels parse: err names the bad one). client borrowed (NULL: only check the
+ * options, then free the result). NULL with err on bad input. */
 struct agent_simnodes *agent_simnodes_new(struct kube_client *client, const struct agent_simnodes_opts *o,
 					  struct strbuf *err);
 void agent_simnodes_free(struct agent_simnodes *s);

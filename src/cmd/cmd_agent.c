@@ -122,9 +122,7 @@ int cmd_agent(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (!*node_name && getenv("NODE_NAME"))
-		node_name = NULL; /* taken from the environment below */
-	const char *node = node_name ? node_name : getenv("NODE_NAME");
+	const char *node = *node_name ? node_name : getenv("NODE_NAME");
 	if (!node || !*node) {
 		fprintf(stderr, "kubefledged agent: no node name: give --node-name or set NODE_NAME (the DaemonSet "
 				"sets it from spec.nodeName)\n");

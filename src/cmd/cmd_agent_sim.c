@@ -124,6 +124,15 @@ int cmd_agent_sim(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	struct agent_simnodes_opts so = { prefix, nodes, labels, lease_ms, nodes < 16 ? nodes : 16 };
+	sim = agent_simnodes_new(NULL, &so, &err); /* the values first, before any connection */
+	if (!sim) {
+		fprintf(stderr, "kubefledged agent-sim: %s\n", err.buf);
+		rc = 2;
+		goto out;
+	}
+	agent_simnodes_free(sim);
+	sim = NULL;
 #ifdef M_ARENA_MAX
 	mallopt(M_ARENA_MAX, 2);
 #endif
@@ -141,7 +150,6 @@ int cmd_agent_sim(int argc, char **argv)
 		LOG_ERROR("%s", err.buf);
 		goto out;
 	}
-	struct agent_simnodes_opts so = { prefix, nodes, labels, lease_ms, nodes < 16 ? nodes : 16 };
 	sim = agent_simnodes_new(node_client, &so, &err);
 	if (!sim) {
 		fprintf(stderr, "kubefledged agent-sim: %s\n", err.buf);
