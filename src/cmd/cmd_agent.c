@@ -163,11 +163,13 @@ int cmd_agent(int argc, char **argv)
 	if (strcmp(f.metrics_bind, "0")) {
 		struct metrics_http_opts mo = { f.metrics_bind, reg, healthy, ready, &st };
 		http = metrics_http_start(&mo, &err);
-		if (!http) {
-			LOG_ERROR("%s", err.buf);
-			goto out;
-		}
-		LOG_INFO("serving /metrics, /healthz and /readyz on %s (port %d)", f.metrics_bind, metrics_http_port(http));
+		/* Caching matters more than its metrics: without the server the agent still works (in cluster its
+		 * readiness probe then fails, which shows; out of cluster several agents may share a host). */
+		if (!http)
+			LOG_ERROR("%s: serving no /metrics, /healthz, /readyz (--metrics-bind-address)", err.buf);
+		else
+			LOG_INFO("serving /metrics, /healthz and /readyz on %s (port %d)", f.metrics_bind,
+				 metrics_http_port(http));
 	}
 
 	/* The runtime: wait for its socket and its first answer (a node's runtime may start after us). */
