@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: every benchmark under bench/, one after the other, on the running local cluster.
 #
-#   bench/run.sh            controller (100 images x every node) and webhook (latency at 1,000 req/s)
+#   bench/run.sh            controller (100 images x every node), webhook (latency at 1,000 req/s) and node
+#                           agent (100 images x every node against the runtime's own floor)
 #   BENCH_IMAGES=N          images of the controller benchmark (default 100)
 #
 # Each prints its own figures; the whole output is also kept in bench/out/run-<UTC time>.txt. Run it on
@@ -17,5 +18,8 @@ out=$ROOT/bench/out/run-$(date -u +%Y%m%dT%H%M%SZ).txt
   echo
   echo "== bench/webhook.sh"
   "$ROOT/bench/webhook.sh"
+  echo
+  echo "== bench/agent.sh ${BENCH_IMAGES:-100}"
+  "$ROOT/bench/agent.sh" "${BENCH_IMAGES:-100}"
 } 2>&1 | tee "$out"
 echo "(kept in $out)"

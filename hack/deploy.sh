@@ -2,14 +2,17 @@
 # deploy.sh - installs kube-fledged into a cluster, or removes it: what the Makefile's deploy targets run.
 #
 #   hack/deploy.sh yaml-apply      make deploy-using-yaml: apply every manifest of deploy/ (upstream's file
-#                                  and object names) in order, wait for both rollouts and for the webhook's
-#                                  caBundle; safe to run again at any time (an upgrade, or a repair: nothing
-#                                  is deleted, the webhook's CA is kept)
+#                                  and object names) in order (CRDs first), wait for the rollouts (controller,
+#                                  webhook, node agent) and for the webhook's caBundle; safe to run again at
+#                                  any time (an upgrade, or a repair: nothing is deleted, the webhook's CA is
+#                                  kept). On the test bed the node agent also mounts the cluster directory
+#                                  (its nodes' runtime sockets live there, not under /run).
 #   hack/deploy.sh yaml-remove     make remove-kubefledged: delete what yaml-apply created: the webhook
 #                                  configuration, the namespace kube-fledged (with the certificate Secret and
-#                                  the Lease), the cluster roles and bindings labelled app=kubefledged, and
-#                                  the CRD last (which deletes every ImageCache in the cluster; cached images
-#                                  stay on the nodes)
+#                                  the Lease, the node agent), the cluster roles and bindings labelled
+#                                  app=kubefledged, and the CRDs last (which deletes every ImageCache and
+#                                  NodeImageCache in the cluster; cached images stay on the nodes)
+#   hack/deploy.sh yaml-render F   print deploy/F as yaml-apply applies it (image substituted, test bed mounts)
 #   hack/deploy.sh helm-lint       make helm-lint: the chart's CRD equals deploy/'s, helm lint, helm template
 #                                  with the defaults and with every switch flipped
 #   hack/deploy.sh helm-install    make helm-install: helm upgrade --install of charts/kube-fledged, then wait
@@ -54,7 +57,15 @@ t0=$SECONDS
 say() { printf '[deploy %3ds] %s\n' $((SECONDS - t0)) "$*"; }
 
 # render FILE: the manifest with the image substituted
-render() { sed "s|$PLACEHOLDER|${IMAGE:-$PLACEHOLDER}|g" "$DEPLOY/$1"; }
+render() {
+  sed "s|$PLACEHOLDER|${IMAGE:-$PLACEHOLDER}|g" "$DEPLOY/$1" | if [ "$1" = kubefledged-daemonset-agent.yaml ] && [ -n "${CLUSTER_DIR:-}" ]; then
+    # The test bed's runtime sockets are in its cluster directory (the nodes' cri-socket annotations say so).
+    awk -v d="$CLUSTER_DIR" '
+      {print}
+      /^        volumeMounts:$/ {print "        - name: testbed-cluster-dir\n          mountPath: /host" d "\n          readOnly: true"}
+      /^      volumes:$/ {print "      - name: testbed-cluster-dir\n        hostPath:\n          path: " d "\n          type: Directory"}'
+  else cat; fi
+}
 apply() {
   local f
   for f in "$@"; do render "kubefledged-$f.yaml" | kubectl apply -f -; done
@@ -84,8 +95,9 @@ wait_ca() {
 do_apply() {
   kubectl get --raw /version >/dev/null || { echo "deploy: the cluster does not answer (kubectl get --raw /version)" >&2; exit 1; }
   say "image ${IMAGE:-$PLACEHOLDER}"
-  apply namespace crd
-  kubectl wait --for=condition=Established --timeout=60s crd/imagecaches.kubefledged.io >/dev/null
+  apply namespace crd crd-nodeimagecache
+  kubectl wait --for=condition=Established --timeout=60s crd/imagecaches.kubefledged.io \
+    crd/nodeimagecaches.kubefledged.io >/dev/null
   apply serviceaccount-controller role-controller rolebinding-controller clusterrole-controller \
     clusterrolebinding-controller deployment-controller
   apply serviceaccount-webhook-server role-webhook-server rolebinding-webhook-server clusterrole-webhook-server \
@@ -98,6 +110,9 @@ do_apply() {
   wait_ca "$NS" "$SECRET" "$VWC" kubefledged=kubefledged-webhook-server
   kubectl -n "$NS" rollout status deployment/kubefledged-controller --timeout="$TIMEOUT"
   say "controller ready"
+  apply serviceaccount-agent clusterrole-agent clusterrolebinding-agent clusterrole-agent-pull-secrets daemonset-agent
+  kubectl -n "$NS" rollout status daemonset/kubefledged-agent --timeout="$TIMEOUT"
+  say "node agent ready on every node"
   kubectl -n "$NS" get pods -o wide
 }
 
@@ -111,7 +126,7 @@ do_remove() {
   # the pods directly, so that this does not wait in the garbage collector's queue (a busy cluster's GC,
   # e.g. one deleting many namespaces, took 35 to 60 s here).
   if kubectl get namespace "$NS" >/dev/null 2>&1; then
-    kubectl -n "$NS" delete deployments -l app=kubefledged --cascade=orphan
+    kubectl -n "$NS" delete deployments,daemonsets -l app=kubefledged --cascade=orphan
     kubectl -n "$NS" delete replicasets -l app=kubefledged --cascade=orphan
     kubectl -n "$NS" delete pods -l app=kubefledged --wait=false
     local end=$((SECONDS + 120))
@@ -120,18 +135,21 @@ do_remove() {
   fi
   kubectl delete namespace "$NS" --ignore-not-found --timeout="$TIMEOUT"
   kubectl delete clusterrolebinding,clusterrole -l app=kubefledged --ignore-not-found
-  say "deleting the CRD imagecaches.kubefledged.io: this deletes every ImageCache in every namespace (and their Jobs);"
-  say "images already cached stay on the nodes (purge a cache before deleting it to remove them)"
-  kubectl delete crd imagecaches.kubefledged.io --ignore-not-found --timeout="$TIMEOUT"
+  say "deleting the CRDs imagecaches.kubefledged.io and nodeimagecaches.kubefledged.io: this deletes every ImageCache"
+  say "in every namespace (and their Jobs) and every NodeImageCache; images already cached stay on the nodes (purge a"
+  say "cache before deleting it to remove them)"
+  kubectl delete crd imagecaches.kubefledged.io nodeimagecaches.kubefledged.io --ignore-not-found --timeout="$TIMEOUT"
   say "kube-fledged removed"
 }
 
 helm_lint() {
-  cmp -s "$DEPLOY/kubefledged-crd.yaml" "$CHART/crds/kubefledged-crd.yaml" || {
-    echo "helm-lint: $CHART/crds/kubefledged-crd.yaml differs from deploy/kubefledged-crd.yaml;" \
-      "copy it: cp deploy/kubefledged-crd.yaml charts/kube-fledged/crds/" >&2
-    exit 1
-  }
+  local crd
+  for crd in kubefledged-crd.yaml kubefledged-crd-nodeimagecache.yaml; do
+    cmp -s "$DEPLOY/$crd" "$CHART/crds/$crd" || {
+      echo "helm-lint: $CHART/crds/$crd differs from deploy/$crd; copy it: cp deploy/$crd charts/kube-fledged/crds/" >&2
+      exit 1
+    }
+  done
   helm lint --strict "$CHART"
   local out
   out=$(helm template kube-fledged "$CHART" -n kube-fledged)
@@ -141,8 +159,13 @@ helm_lint() {
     --set 'imagePullSecrets[0].name=regcred' --set 'tolerations[0].operator=Exists' --set nodeSelector.a=b \
     --set 'args.controllerExtraArgs[0]=-v=2' --set args.controllerJobsMaxSurge=10)
   out+=$(helm template kf "$CHART" --set webhookServer.enable=false --set serviceAccount.create=false \
-    --set clusterRole.create=false --set clusterRoleBinding.create=false)
-  say "helm template: $(grep -c '^kind:' <<< "$out") objects rendered in 3 configurations"
+    --set clusterRole.create=false --set clusterRoleBinding.create=false --set mode=jobs)
+  out+=$(helm template kf "$CHART" --set 'agent.extraHostPaths[0]=/srv/containerd' --set 'agent.tolerations=null' \
+    --set agent.priorityClassName=system-node-critical --set 'agent.extraArgs[0]=-v=2')
+  if helm template kf "$CHART" --set mode=both >/dev/null 2>&1; then
+    echo "helm-lint: mode=both was accepted" >&2; exit 1
+  fi
+  say "helm template: $(grep -c '^kind:' <<< "$out") objects rendered in 4 configurations"
 }
 
 helm_install() {
@@ -151,6 +174,8 @@ helm_install() {
     [[ $IMAGE != *@* && ${IMAGE##*:} != */* && $IMAGE == *:* ]] || { echo "deploy: IMAGE must be REPOSITORY:TAG for helm, got $IMAGE" >&2; exit 2; }
     set=(--set "image.repository=${IMAGE%:*}" --set "image.tag=${IMAGE##*:}")
   fi
+  # The test bed's runtime sockets are in its cluster directory (see render).
+  [ -z "${CLUSTER_DIR:-}" ] || set+=(--set "agent.extraHostPaths[0]=$CLUSTER_DIR")
   say "helm upgrade --install $RELEASE into namespace $HELM_NS${IMAGE:+, image $IMAGE}"
   # shellcheck disable=SC2086  # HELM_ARGS is a list of words on purpose
   helm upgrade --install "$RELEASE" "$CHART" -n "$HELM_NS" --create-namespace --wait --timeout "$TIMEOUT" \
@@ -177,13 +202,14 @@ helm_uninstall() {
     sleep 0.5
   done
   say "release $RELEASE and its pods are gone"
-  say "the CRD imagecaches.kubefledged.io stays (Helm never deletes CRDs; deleting it deletes every ImageCache):"
-  say "  kubectl delete crd imagecaches.kubefledged.io"
+  say "the CRDs stay (Helm never deletes CRDs; deleting them deletes every ImageCache and NodeImageCache):"
+  say "  kubectl delete crd imagecaches.kubefledged.io nodeimagecaches.kubefledged.io"
 }
 
 case ${1:-} in
   yaml-apply) do_apply ;;
   yaml-remove) do_remove ;;
+  yaml-render) [ -f "$DEPLOY/${2:-}" ] || { echo "deploy: yaml-render: no deploy/${2:-}" >&2; exit 2; }; render "$2" ;;
   helm-lint) helm_lint ;;
   helm-install) helm_install ;;
   helm-uninstall) helm_uninstall ;;

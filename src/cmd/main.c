@@ -14,6 +14,8 @@ static const struct {
 	{ "controller", cmd_controller, "run the ImageCache controller" },
 	{ "webhook-server", cmd_webhook_server, "run the ImageCache validating admission webhook" },
 	{ "cri", cmd_cri, "image operations on a node's container runtime (pull, rmi, images, ...)" },
+	{ "agent", cmd_agent, "run the node agent: cache this node's NodeImageCache through its runtime" },
+	{ "agent-sim", cmd_agent_sim, "run the agents of many simulated nodes (scale tests)" },
 	{ "version", cmd_version, "print the version" },
 };
 

@@ -438,27 +438,119 @@ out:
 	return rc;
 }
 
-int cri_containerd_delete_image(struct cri_client *c, const char *name, int sync, const char *ns,
-				struct strbuf *err)
+/* One unary call of containerd's own API: the namespace travels as gRPC metadata. */
+static int call_containerd(struct cri_client *c, const char *path, const ProtobufCMessage *req, const char *ns,
+			   struct strbuf *err)
 {
-	Containerd__Services__Images__V1__DeleteImageRequest req =
-		CONTAINERD__SERVICES__IMAGES__V1__DELETE_IMAGE_REQUEST__INIT;
 	struct cri_grpc_reply reply;
 	struct strbuf nsh = STRBUF_INIT;
 	const uint8_t *msg = NULL;
 	size_t msg_len = 0;
 	cri_grpc_reply_init(&reply);
-	req.name = (char *)name;
-	req.sync = sync ? 1 : 0;
-	size_t len = protobuf_c_message_get_packed_size(&req.base);
+	size_t len = protobuf_c_message_get_packed_size(req);
 	uint8_t *buf = xmalloc(len ? len : 1);
-	protobuf_c_message_pack(&req.base, buf);
+	protobuf_c_message_pack(req, buf);
 	sb_addf(&nsh, "containerd-namespace: %s", ns && *ns ? ns : CRI_CONTAINERD_NAMESPACE);
 	const char *headers[] = { nsh.buf, NULL };
-	struct cri_grpc_call call = { "/containerd.services.images.v1.Images/Delete", headers, buf, len };
+	struct cri_grpc_call call = { path, headers, buf, len };
 	int rc = cri_grpc_unary(c, &call, &reply, &msg, &msg_len, err);
 	free(buf);
 	sb_release(&nsh);
+	cri_grpc_reply_release(&reply);
+	return rc;
+}
+
+int cri_containerd_delete_image(struct cri_client *c, const char *name, int sync, const char *ns,
+				struct strbuf *err)
+{
+	Containerd__Services__Images__V1__DeleteImageRequest req =
+		CONTAINERD__SERVICES__IMAGES__V1__DELETE_IMAGE_REQUEST__INIT;
+	req.name = (char *)name;
+	req.sync = sync ? 1 : 0;
+	return call_containerd(c, "/containerd.services.images.v1.Images/Delete", &req.base, ns, err);
+}
+
+int cri_containerd_label_image(struct cri_client *c, const char *name, const char *key, const char *value,
+			       const char *ns, struct strbuf *err)
+{
+	Containerd__Services__Images__V1__UpdateImageRequest req =
+		CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_REQUEST__INIT;
+	Containerd__Services__Images__V1__Image img = CONTAINERD__SERVICES__IMAGES__V1__IMAGE__INIT;
+	Containerd__Services__Images__V1__Image__LabelsEntry label =
+		CONTAINERD__SERVICES__IMAGES__V1__IMAGE__LABELS_ENTRY__INIT;
+	Containerd__Services__Images__V1__FieldMask mask = CONTAINERD__SERVICES__IMAGES__V1__FIELD_MASK__INIT;
+	Containerd__Services__Images__V1__Image__LabelsEntry *labels[1] = { &label };
+	char *path = xasprintf("labels.%s", key);
+	char *paths[1] = { path };
+	img.name = (char *)name;
+	label.key = (char *)key;
+	label.value = (char *)(value ? value : "");
+	img.labels = labels;
+	img.n_labels = 1;
+	mask.paths = paths;
+	mask.n_paths = 1;
+	req.image = &img;
+	req.update_mask = &mask;
+	int rc = call_containerd(c, "/containerd.services.images.v1.Images/Update", &req.base, ns, err);
+	free(path);
+	return rc;
+}
+
+void cri_container_list_free(struct cri_container_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct cri_container *k = &l->items[i];
+		free(k->id);
+		free(k->name);
+		free(k->image);
+		free(k->image_ref);
+		free(k->pod_name);
+		free(k->pod_namespace);
+	}
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+static const char *pb_label(Runtime__V1__Container *in, const char *key)
+{
+	for (size_t i = 0; i < in->n_labels; i++)
+		if (in->labels[i]->key && !strcmp(in->labels[i]->key, key))
+			return in->labels[i]->value ? in->labels[i]->value : "";
+	return "";
+}
+
+int cri_list_containers(struct cri_client *c, struct cri_container_list *out, struct strbuf *err)
+{
+	Runtime__V1__ListContainersRequest req = RUNTIME__V1__LIST_CONTAINERS_REQUEST__INIT;
+	Runtime__V1__ListContainersResponse *resp = NULL;
+	struct cri_grpc_reply reply;
+	const uint8_t *msg = NULL;
+	size_t msg_len = 0;
+	memset(out, 0, sizeof *out);
+	cri_grpc_reply_init(&reply);
+	int rc = call_cri(c, "RuntimeService", "ListContainers", &req.base, &reply, &msg, &msg_len, err);
+	if (rc)
+		goto out;
+	UNPACK_OR_FAIL(resp, runtime__v1__list_containers_response__unpack, "ListContainersResponse");
+	if (resp->n_containers) {
+		out->items = xcalloc(resp->n_containers, sizeof *out->items);
+		for (size_t i = 0; i < resp->n_containers; i++) {
+			Runtime__V1__Container *in = resp->containers[i];
+			struct cri_container *k = &out->items[i];
+			k->id = xstrdup(in->id ? in->id : "");
+			k->name = xstrdup(in->metadata && in->metadata->name ? in->metadata->name : "");
+			k->image = xstrdup(in->image && in->image->image ? in->image->image : "");
+			k->image_ref = xstrdup(in->image_ref ? in->image_ref : "");
+			k->pod_name = xstrdup(pb_label(in, "io.kubernetes.pod.name"));
+			k->pod_namespace = xstrdup(pb_label(in, "io.kubernetes.pod.namespace"));
+			k->state = in->state >= 0 && in->state <= 3 ? in->state : CRI_CONTAINER_UNKNOWN;
+		}
+		out->n = resp->n_containers;
+	}
+out:
+	if (resp)
+		runtime__v1__list_containers_response__free_unpacked(resp, NULL);
 	cri_grpc_reply_release(&reply);
 	return rc;
 }

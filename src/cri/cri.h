@@ -134,6 +134,36 @@ int cri_image_fs_info(struct cri_client *c, struct cri_fs_info *out, struct strb
 int cri_containerd_delete_image(struct cri_client *c, const char *name, int sync, const char *ns,
 				struct strbuf *err);
 
+/* containerd's native /containerd.services.images.v1.Images/Update: sets label key=value on the image
+ * record named name (value "" clears it), leaving everything else as it is (a field mask
+ * "labels.<key>"). NOT_FOUND when no image has that name. The agent pins with
+ * CRI_CONTAINERD_PINNED_LABEL=pinned, which containerd >= 1.7 reports as Image.pinned. */
+#define CRI_CONTAINERD_PINNED_LABEL "io.cri-containerd.pinned"
+int cri_containerd_label_image(struct cri_client *c, const char *name, const char *key, const char *value,
+			       const char *ns, struct strbuf *err);
+
+/* One container as the runtime lists it (CRI RuntimeService.ListContainers, or Docker's
+ * GET /containers/json?all=1). Strings owned; free with cri_container_list_free. */
+enum cri_container_state { CRI_CONTAINER_CREATED = 0, CRI_CONTAINER_RUNNING, CRI_CONTAINER_EXITED,
+			   CRI_CONTAINER_UNKNOWN };
+struct cri_container {
+	char *id;
+	char *name;          /* CRI metadata.name; Docker: the first name without '/' */
+	char *image;         /* the image as the container was created with it: an image id (the kubelet's
+			      * choice on containerd) or a reference */
+	char *image_ref;     /* CRI image_ref / Docker ImageID: normally the image id */
+	char *pod_name;      /* labels io.kubernetes.pod.name / .namespace, or "" */
+	char *pod_namespace;
+	int state;           /* enum cri_container_state */
+};
+struct cri_container_list {
+	struct cri_container *items; /* owned */
+	size_t n;
+};
+void cri_container_list_free(struct cri_container_list *l);
+/* Every container, running or exited (an empty filter). */
+int cri_list_containers(struct cri_client *c, struct cri_container_list *out, struct strbuf *err);
+
 /* Removes exactly one image reference (what `kubefledged cri rmi` does):
  *  - absent: success, msg "image X not present";
  *  - the image carries no reference but this one (its tag, and digest entries of its own repository):

@@ -161,6 +161,55 @@ int cri_docker_parse_version(const char *json, size_t len, struct cri_version *o
 	return rc;
 }
 
+int cri_docker_parse_containers(const char *json, size_t len, struct cri_container_list *out, struct strbuf *err)
+{
+	memset(out, 0, sizeof *out);
+	json_t *j = load(json, len, "container list", err);
+	if (!j)
+		return CRI_EPROTO;
+	int rc = 0;
+	if (!json_is_array(j)) {
+		sb_adds(err, "malformed container list from docker: not a JSON array");
+		rc = CRI_EPROTO;
+		goto out;
+	}
+	out->items = xcalloc(json_array_size(j) + 1, sizeof *out->items);
+	size_t i;
+	json_t *o;
+	json_array_foreach(j, i, o) {
+		const char *id = json_string_value(json_object_get(o, "Id"));
+		if (!json_is_object(o) || !id) {
+			sb_adds(err, "malformed container from docker: no \"Id\"");
+			rc = CRI_EPROTO;
+			goto out;
+		}
+		struct cri_container *k = &out->items[out->n++];
+		const char *name = json_string_value(json_array_get(json_object_get(o, "Names"), 0));
+		const char *img = json_string_value(json_object_get(o, "Image"));
+		const char *iid = json_string_value(json_object_get(o, "ImageID"));
+		const char *st = json_string_value(json_object_get(o, "State"));
+		const char *pn = kf_jstr(o, "Labels", "io.kubernetes.pod.name", NULL);
+		const char *pns = kf_jstr(o, "Labels", "io.kubernetes.pod.namespace", NULL);
+		k->id = xstrdup(id);
+		k->name = xstrdup(name ? (name[0] == '/' ? name + 1 : name) : "");
+		k->image = xstrdup(img ? img : "");
+		k->image_ref = xstrdup(iid ? iid : "");
+		k->pod_name = xstrdup(pn ? pn : "");
+		k->pod_namespace = xstrdup(pns ? pns : "");
+		k->state = !st ? CRI_CONTAINER_UNKNOWN :
+			   !strcmp(st, "running") || !strcmp(st, "paused") || !strcmp(st, "restarting") ?
+							     CRI_CONTAINER_RUNNING :
+			   !strcmp(st, "created") ? CRI_CONTAINER_CREATED :
+			   !strcmp(st, "exited") || !strcmp(st, "dead") ? CRI_CONTAINER_EXITED :
+									    CRI_CONTAINER_UNKNOWN;
+	}
+out:
+	if (rc)
+		cri_container_list_free(out);
+	json_decref(j);
+	return rc;
+}
+
 static int code_for_message(const char *m)
 {
 	return strstr(m, "not found") || strstr(m, "manifest unknown") || strstr(m, "No such image") ?
@@ -400,6 +449,41 @@ int cri_docker_list_images(struct cri_docker *d, struct cri_image_list *out, str
 	int rc = request(d, "GET", "/images/json", NULL, &body, &st, err);
 	if (!rc)
 		rc = cri_docker_parse_images(body.buf, body.len, out, err);
+	sb_release(&body);
+	return rc;
+}
+
+int cri_docker_list_containers(struct cri_docker *d, struct cri_container_list *out, struct strbuf *err)
+{
+	struct strbuf body = STRBUF_INIT;
+	long st = 0;
+	memset(out, 0, sizeof *out);
+	int rc = request(d, "GET", "/containers/json?all=1", NULL, &body, &st, err);
+	if (!rc)
+		rc = cri_docker_parse_containers(body.buf, body.len, out, err);
+	sb_release(&body);
+	return rc;
+}
+
+int cri_docker_root_dir(struct cri_docker *d, char **root_dir, struct strbuf *err)
+{
+	struct strbuf body = STRBUF_INIT;
+	long st = 0;
+	*root_dir = NULL;
+	int rc = request(d, "GET", "/info", NULL, &body, &st, err);
+	if (rc)
+		goto out;
+	json_t *j = load(body.buf, body.len, "info", err);
+	const char *root = j ? json_string_value(json_object_get(j, "DockerRootDir")) : NULL;
+	if (root && root[0] == '/')
+		*root_dir = xstrdup(root);
+	else if (j) {
+		sb_adds(err, "malformed info from docker: no \"DockerRootDir\"");
+		rc = CRI_EPROTO;
+	} else
+		rc = CRI_EPROTO;
+	json_decref(j);
+out:
 	sb_release(&body);
 	return rc;
 }

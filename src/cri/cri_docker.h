@@ -4,6 +4,7 @@
  *
  *   version  GET /version            list    GET /images/json          inspect  GET /images/{name}/json
  *   pull     POST /images/create?fromImage=REPO&tag=TAG, credentials in X-Registry-Auth
+ *   containers GET /containers/json?all=1   info GET /info (DockerRootDir)
  *   remove   DELETE /images/{name}?force=1: with a name, docker untags just that reference and removes
  *            the image only when nothing else refers to it (unlike CRI RemoveImage).
  *
@@ -41,12 +42,20 @@ int cri_docker_pull(struct cri_docker *d, const char *ref, const struct cri_auth
  * msg gets a one-line account ("untagged X", "untagged X, deleted sha256:..."). */
 int cri_docker_remove(struct cri_docker *d, const char *ref, struct strbuf *msg, struct strbuf *err);
 
+/* GET /containers/json?all=1: every container, running or exited (the agent's delete guard). */
+int cri_docker_list_containers(struct cri_docker *d, struct cri_container_list *out, struct strbuf *err);
+/* GET /info: the daemon's DockerRootDir (malloc'd into *root_dir), where its images live (for the
+ * image filesystem's capacity). */
+int cri_docker_root_dir(struct cri_docker *d, char **root_dir, struct strbuf *err);
+
 /* ---- parsers of recorded replies, exposed for tests ---- */
 
 /* GET /images/json */
 int cri_docker_parse_images(const char *json, size_t len, struct cri_image_list *out, struct strbuf *err);
 /* GET /images/{name}/json */
 int cri_docker_parse_inspect(const char *json, size_t len, struct cri_image *out, struct strbuf *err);
+/* GET /containers/json?all=1 */
+int cri_docker_parse_containers(const char *json, size_t len, struct cri_container_list *out, struct strbuf *err);
 /* GET /version */
 int cri_docker_parse_version(const char *json, size_t len, struct cri_version *out, struct strbuf *err);
 /* The progress stream of POST /images/create (one JSON object per line). 0 when it ends without an

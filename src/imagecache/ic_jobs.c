@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cri/cri_detect.h"
 #include "util/imageref.h"
 #include "util/util.h"
 
@@ -45,35 +46,9 @@ int ic_pull_needed(const char *flag, const char *image, json_t *node)
 
 void ic_runtime_detect(json_t *node, const char *flag_socket, const char **runtime, char **socket)
 {
-	const char *ver = kf_jstr(node, "status", "nodeInfo", "containerRuntimeVersion", NULL);
-	const char *rt = "docker", *def = "/var/run/docker.sock";
-	int detected = 0;
-	ver = ver ? ver : "";
-	if (strstr(ver, "containerd")) {
-		rt = "containerd";
-		def = "/run/containerd/containerd.sock";
-		detected = 1;
-	}
-	if (strstr(ver, "crio") || strstr(ver, "cri-o")) {
-		rt = "crio";
-		def = "/var/run/crio/crio.sock";
-		detected = 1;
-	}
-	if (strstr(ver, "docker")) {
-		rt = "docker";
-		def = "/var/run/docker.sock";
-		detected = 1;
-	}
-	const char *ann = kf_jstr(node, "metadata", "annotations", IC_NODE_CRI_SOCKET_ANNOTATION, NULL);
-	if (ann && !strncmp(ann, "unix://", 7))
-		ann += 7;
-	*runtime = rt;
-	if (detected && flag_socket && *flag_socket)
-		*socket = xstrdup(flag_socket);
-	else if (detected && ann && ann[0] == '/')
-		*socket = xstrdup(ann);
-	else
-		*socket = xstrdup(def);
+	cri_runtime_detect(kf_jstr(node, "status", "nodeInfo", "containerRuntimeVersion", NULL),
+			   kf_jstr(node, "metadata", "annotations", IC_NODE_CRI_SOCKET_ANNOTATION, NULL), flag_socket,
+			   runtime, socket);
 }
 
 static int valid_label_value(const char *s)

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/listen.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "wh_admission.h"
@@ -234,60 +235,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	sb_release(&sb);
 }
 
-/* A listening socket for bind_address:port; sets *port_out to the bound port. */
-static int listen_on(const char *addr, int port, int *port_out, struct strbuf *err)
-{
-	int fd = -1;
-	char pbuf[16];
-	snprintf(pbuf, sizeof pbuf, "%d", port);
-	struct addrinfo hints, *ai = NULL;
-	memset(&hints, 0, sizeof hints);
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	int any = !addr || !*addr;
-	if (any) { /* dual stack where IPv6 exists, else IPv4 */
-		hints.ai_family = AF_INET6;
-		if (getaddrinfo(NULL, pbuf, &hints, &ai) || !ai ||
-		    (fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-			if (ai)
-				freeaddrinfo(ai);
-			ai = NULL;
-			hints.ai_family = AF_INET;
-		} else {
-			int off = 0;
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-		}
-	}
-	if (!ai) {
-		int gr = getaddrinfo(any ? NULL : addr, pbuf, &hints, &ai);
-		if (gr) {
-			sb_addf(err, "cannot resolve bind address \"%s\": %s", any ? "" : addr, gai_strerror(gr));
-			return -1;
-		}
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			sb_addf(err, "socket: %s", strerror(errno));
-			freeaddrinfo(ai);
-			return -1;
-		}
-	}
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
-		sb_addf(err, "cannot listen on %s:%d: %s", any ? "" : addr, port, strerror(errno));
-		close(fd);
-		freeaddrinfo(ai);
-		return -1;
-	}
-	freeaddrinfo(ai);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	*port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-						    ((struct sockaddr_in *)&ss)->sin_port);
-	return fd;
-}
-
 struct wh_server *wh_server_start(const struct wh_server_opts *o, struct strbuf *err)
 {
 	if (!o->tls || !wh_tls_ready(o->tls)) {
@@ -304,7 +251,7 @@ struct wh_server *wh_server_start(const struct wh_server_opts *o, struct strbuf 
 	}
 	struct wh_server *s = xcalloc(1, sizeof *s);
 	s->o = *o;
-	int fd = listen_on(o->bind_address, o->port, &s->port, err);
+	int fd = kf_listen_tcp(o->bind_address, o->port, &s->port, err);
 	if (fd < 0)
 		goto fail;
 	gnutls_certificate_retrieve_function2 *cb = (gnutls_certificate_retrieve_function2 *)wh_tls_cert_callback();

@@ -98,3 +98,14 @@ tolerations:
 {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/* The node agent (mode agent). */}}
+{{- define "kubefledged.agentName" -}}
+{{- printf "%s-agent" (include "kubefledged.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- define "kubefledged.agentServiceAccount" -}}
+{{- default (include "kubefledged.agentName" .) .Values.agent.serviceAccountName }}
+{{- end }}
+{{- define "kubefledged.agentImage" -}}
+{{- printf "%s:%s" (default .Values.image.repository .Values.agent.repository) (include "kubefledged.tag" .) }}
+{{- end }}
