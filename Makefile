@@ -47,10 +47,10 @@ unit-valgrind: build
 
 unit-all: unit unit-asan unit-valgrind
 
-## fuzz            libFuzzer on the AdmissionReview and ImageCache decoders, FUZZ_SECONDS per target (make test: 30)
+## fuzz            libFuzzer on the parsers of outside input, FUZZ_SECONDS per target (make test: 30); FUZZ_TARGETS='watch kubeconfig' picks
 FUZZ_SECONDS ?= 60
 fuzz:
-	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+	@FUZZ_TARGETS='$(FUZZ_TARGETS)' tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 ## cluster-up      start the local real cluster: make cluster-up NODES=3 NODE_LABELS='rk8s-node2:tier=backend'
 cluster-up:
