@@ -83,6 +83,11 @@ void kube_err_clear(struct kube_err *e)
 	e->retry_after_s = 0;
 }
 
+int kube_err_is_expired(const struct kube_err *e)
+{
+	return e->code == 410 || !strcmp(e->reason, "Expired") || !strcmp(e->reason, "Gone");
+}
+
 int kube_err_is_fenced(const struct kube_err *e)
 {
 	return e->code == 0 && !strcmp(e->reason, "Fenced");

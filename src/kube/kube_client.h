@@ -20,7 +20,7 @@
  * `reason` the Status reason (NotFound, Conflict, AlreadyExists, Invalid, Forbidden, Expired, ...)
  * and `msg` the Status message or the curl error, ready for a log line or an object's status.
  * kube_err_retryable() is true for transport errors, 429 and 5xx: the caller backs off and retries;
- * 409 means re-read and retry; 410 on a watch means relist. */
+ * 409 means re-read and retry; 410 on a watch (kube_err_is_expired) means relist. */
 #ifndef KUBE_CLIENT_H
 #define KUBE_CLIENT_H
 
@@ -40,6 +40,9 @@ struct kube_err {
 static inline int kube_err_is_not_found(const struct kube_err *e) { return e->code == 404; }
 static inline int kube_err_is_conflict(const struct kube_err *e) { return e->code == 409; }
 static inline int kube_err_is_gone(const struct kube_err *e) { return e->code == 410; }
+/* The resourceVersion a watch or list continued from is too old: 410, or reason Expired / Gone. Only
+ * this needs a relist; any other watch error is resumed from the last resourceVersion. */
+int kube_err_is_expired(const struct kube_err *e);
 int kube_err_is_fenced(const struct kube_err *e); /* refused by kube_client_fence(), never sent */
 /* Transport errors, 429 and 5xx (not a fenced write: that one never succeeds). */
 int kube_err_retryable(const struct kube_err *e);
