@@ -16,7 +16,8 @@
  *     (no relist); watch from resourceVersion 1 → 410 → relist → watch again; the informer's own relist
  *     after 410 (when KF_IT_ETCD_ENDPOINT names the etcd of an API server run with --watch-cache=false)
  *   kube_client_it_leader.c: two contenders on one Lease (exactly one leads, release hands over fast,
- *     leaseTransitions + 1); clock skew of +/- 1 hour; Event aggregation (count 2)
+ *     leaseTransitions + 1); clock skew of +/- 1 hour; a takeover fences the old leader's client before
+ *     on_lost (its writes are refused unsent); Event aggregation (count 2)
  *   kube_client_it_stress.c: many threads on one client at once (the ThreadSanitizer/helgrind target) */
 #include <dirent.h>
 #include <fcntl.h>
@@ -486,7 +487,7 @@ int main(int argc, char **argv)
 		IT_TEST(test_version_and_latency), IT_TEST(test_configmap_crud), IT_TEST(test_crd_status_subresource),
 		IT_TEST(test_informer), IT_TEST(test_informer_resync_and_rewatch), IT_TEST(test_watch_410_and_relist),
 		IT_TEST(test_informer_relist_after_compaction), IT_TEST(test_leader_election),
-		IT_TEST(test_leader_clock_skew), IT_TEST(test_events), IT_TEST(test_token_file_rotation),
+		IT_TEST(test_leader_clock_skew), IT_TEST(test_leader_takeover_fences), IT_TEST(test_events), IT_TEST(test_token_file_rotation),
 		IT_TEST(test_threads_stress),
 	};
 	int ran = 0;

@@ -40,6 +40,7 @@ void test_informer_relist_after_compaction(void);
 void test_leader_election(void);
 void test_leader_clock_skew(void);
 void test_events(void);
+void test_leader_takeover_fences(void);
 /* kube_client_it_stress.c */
 void test_threads_stress(void);
 
