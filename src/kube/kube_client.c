@@ -746,7 +746,7 @@ static int retry_sleep(struct kube_client *c, int64_t ms, const volatile int *st
 {
 	int64_t end = kf_now_ms() + ms;
 	for (;;) {
-		if ((stop && *stop) || (write && atomic_load(&c->fenced)))
+		if (kube_stop_get(stop) || (write && atomic_load(&c->fenced)))
 			return 1;
 		int64_t left = end - kf_now_ms();
 		if (left <= 0)
@@ -857,7 +857,7 @@ static int perform(struct kube_client *c, const char *method, const char *path, 
 			LOG_V(2, "%s %s: HTTP %ld (Retry-After %d s): retry %d of %d in %lld ms", method, path, code,
 			      r.retry_after_s, retries, c->max_retries, (long long)wait);
 			sb_release(&r.body);
-			if (retry_sleep(c, wait, stop, !is_read(method)) && stop && *stop) {
+			if (retry_sleep(c, wait, stop, !is_read(method)) && kube_stop_get(stop)) {
 				set_stopped(err, method, path);
 				break;
 			}

@@ -237,7 +237,7 @@ int kube_conn_run(struct kube_conn *k, const volatile int *stop, const int64_t *
 		}
 		if (!running)
 			break;
-		if (stop && *stop) {
+		if (kube_stop_get(stop)) {
 			rc = KUBE_XFER_STOPPED;
 			break;
 		}

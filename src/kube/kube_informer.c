@@ -248,9 +248,9 @@ static int inf_sleep(struct kube_informer *inf, int64_t ms)
 	struct timespec ts;
 	abstime_after(&ts, ms);
 	pthread_mutex_lock(&inf->mu);
-	while (!inf->stop && pthread_cond_timedwait(&inf->cv, &inf->mu, &ts) != ETIMEDOUT)
+	while (!kube_stop_get(&inf->stop) && pthread_cond_timedwait(&inf->cv, &inf->mu, &ts) != ETIMEDOUT)
 		;
-	int s = inf->stop;
+	int s = kube_stop_get(&inf->stop);
 	pthread_mutex_unlock(&inf->mu);
 	return s;
 }
@@ -335,7 +335,7 @@ static int list_all(struct kube_informer *inf, json_t *items, char **rv_out, str
 		json_decref(page);
 		if (!cont || !*cont)
 			break;
-		if (inf->stop) {
+		if (kube_stop_get(&inf->stop)) {
 			snprintf(err->msg, sizeof err->msg, "stopped");
 			goto out;
 		}
@@ -358,7 +358,7 @@ static int on_event(void *ud, const char *type, json_t *obj)
 	inf->events++;
 	if (!strcmp(type, "BOOKMARK")) {
 		set_rv(inf, rv);
-		return inf->stop;
+		return kube_stop_get(&inf->stop);
 	}
 	char *rvc = rv ? xstrdup(rv) : NULL; /* the transform may drop it */
 	json_t *o = prepare(inf, json_incref(obj));
@@ -372,7 +372,7 @@ static int on_event(void *ud, const char *type, json_t *obj)
 	free(rvc);
 	kube_deltas_fire(&d, &inf->h);
 	kube_deltas_release(&d);
-	return inf->stop;
+	return kube_stop_get(&inf->stop);
 }
 
 static void resync(struct kube_informer *inf)
@@ -413,13 +413,13 @@ static void *informer_main(void *arg)
 	int need_list = 1, failures = 0;
 	int64_t next_resync = inf->resync_ms ? kf_now_ms() + inf->resync_ms : 0;
 
-	while (!inf->stop) {
+	while (!kube_stop_get(&inf->stop)) {
 		if (need_list) {
 			json_t *items = json_array();
 			char *rv = NULL;
 			if (list_all(inf, items, &rv, &err) < 0) {
 				json_decref(items);
-				if (inf->stop)
+				if (kube_stop_get(&inf->stop))
 					break;
 				int64_t b = backoff_for(inf, &failures, &err);
 				LOG_WARN("list %s: %s (retrying in %lld ms)", inf->res.plural, err.msg, (long long)b);
@@ -465,7 +465,7 @@ static void *informer_main(void *arg)
 		int64_t t0 = kf_now_ms();
 		int rc = kube_watch(inf->c, p.buf, on_event, inf, &inf->stop, (timeout_s + 60) * 1000, &err);
 		sb_release(&p);
-		if (inf->stop)
+		if (kube_stop_get(&inf->stop))
 			break;
 		if (rc == 0 && inf->events == ev0 && kf_now_ms() - t0 < 1000 && timeout_s > 1) {
 			/* ended at once with nothing (a proxy cutting streams?): do not spin */
@@ -516,7 +516,7 @@ int kube_informer_wait_synced(struct kube_informer *inf, int64_t timeout_ms)
 	struct timespec ts;
 	abstime_after(&ts, timeout_ms);
 	pthread_mutex_lock(&inf->mu);
-	while (!inf->synced && !inf->stop && pthread_cond_timedwait(&inf->cv, &inf->mu, &ts) != ETIMEDOUT)
+	while (!inf->synced && !kube_stop_get(&inf->stop) && pthread_cond_timedwait(&inf->cv, &inf->mu, &ts) != ETIMEDOUT)
 		;
 	int ok = inf->synced;
 	pthread_mutex_unlock(&inf->mu);
@@ -534,7 +534,7 @@ int kube_informer_has_synced(struct kube_informer *inf)
 void kube_informer_stop(struct kube_informer *inf)
 {
 	pthread_mutex_lock(&inf->mu);
-	inf->stop = 1;
+	kube_stop_set(&inf->stop);
 	pthread_cond_broadcast(&inf->cv);
 	int join = inf->started && !inf->joined;
 	inf->joined = inf->joined || join;

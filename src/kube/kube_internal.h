@@ -17,6 +17,19 @@
 #include "util/map.h"
 #include "util/strbuf.h"
 
+/* ---- stop flags ------------------------------------------------------------------------------------ */
+/* The public API takes stop flags as `const volatile int *`, set by another thread (or a signal handler).
+ * Both sides use relaxed atomic accesses on that int, so that a stop is a defined, race-free handoff
+ * (ThreadSanitizer checks it); callers in other threads set theirs with kube_stop_set(). */
+static inline int kube_stop_get(const volatile int *f)
+{
+	return f && __atomic_load_n(f, __ATOMIC_RELAXED);
+}
+static inline void kube_stop_set(volatile int *f)
+{
+	__atomic_store_n(f, 1, __ATOMIC_RELAXED);
+}
+
 /* ---- token bucket (client-go's flowcontrol.NewTokenBucketRateLimiter) ---------------------------- */
 struct kube_limiter {
 	pthread_mutex_t mu;

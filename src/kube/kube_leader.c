@@ -244,14 +244,14 @@ int kube_leader_acquire(struct kube_leader *l, const volatile int *stop)
 {
 	LOG_INFO("leader election: %s trying to acquire lease %s/%s", l->identity, l->ns, l->name);
 	for (;;) {
-		if (stop && *stop)
+		if (kube_stop_get(stop))
 			return -1;
 		if (try_acquire_or_renew(l) == LEASE_OURS)
 			break;
 		/* retry period with up to +20% jitter (client-go's JitterFactor 1.2), in slices for *stop */
 		int64_t until = kf_now_ms() + l->retry_ms + (int64_t)(rand_r(&l->seed) % (unsigned)(l->retry_ms / 5 + 1));
 		while (kf_now_ms() < until) {
-			if (stop && *stop)
+			if (kube_stop_get(stop))
 				return -1;
 			int64_t left = until - kf_now_ms();
 			kf_sleep_ms(left < 50 ? (left > 0 ? left : 1) : 50);

@@ -102,7 +102,7 @@ void test_leader_election(void)
 	json_decref(lease);
 	CHECK(!atomic_load(&cs[0].lost) && !atomic_load(&cs[1].lost), "on_lost never called");
 	for (int i = 0; i < 2; i++) {
-		cs[i].stop = 1;
+		kube_stop_set(&cs[i].stop);
 		pthread_join(cs[i].th, NULL);
 		kube_leader_free(cs[i].l);
 	}
@@ -186,7 +186,7 @@ void test_leader_clock_skew(void)
 	CHECK(!taken_while_renewed && atomic_load(&d.leading),
 	      "clock skew -1 h: a lease renewed with past timestamps is left alone for 5 s, then taken %lld ms after the "
 	      "renewals stop", (long long)(kf_now_ms() - t1));
-	d.stop = 1;
+	kube_stop_set(&d.stop);
 	pthread_join(d.th, NULL);
 	kube_leader_release(d.l);
 	kube_leader_free(d.l);

@@ -181,7 +181,7 @@ void test_threads_stress(void)
 	int want = STRESS_THREADS * stress_rounds;
 	for (int i = 0; i < 200 && atomic_load(&w.n.deleted) < want; i++)
 		kf_sleep_ms(50);
-	w.stop = 1;
+	kube_stop_set(&w.stop);
 	pthread_join(w.th, NULL);
 	kube_informer_free(inf);
 	uint64_t sent = s1.requests - s0.requests;

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@ struct hs {
 	char log[HS_MAX_LOG][256];
 	int64_t log_ms[HS_MAX_LOG]; /* when each request arrived (CLOCK_MONOTONIC ms) */
 	size_t nlog;
-	volatile int stop;
+	_Atomic int stop;
 };
 
 /* Sleeps up to ms, or less when the peer closes or the responder stops. Returns 1 if the peer went. */

@@ -264,7 +264,7 @@ static void *fence_after(void *arg)
 	struct fence_later *f = arg;
 	kf_sleep_ms(f->ms);
 	if (f->flag)
-		*f->flag = 1;
+		kube_stop_set(f->flag);
 	else
 		kube_client_fence(f->c, "test");
 	return NULL;
