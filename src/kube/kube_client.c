@@ -384,6 +384,7 @@ struct kube_client *kube_client_new(const struct kube_config *cfg, const struct 
 		pthread_mutex_init(&c->share_mu[i], NULL);
 	kube_limiter_init(&c->lim, opts ? opts->qps : 0, opts ? opts->burst : 1, kube_now_ns());
 	c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
+	c->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : KUBE_CONNECT_TIMEOUT_MS;
 	c->user_agent = xstrdup(opts && opts->user_agent ? opts->user_agent : kf_user_agent());
 	c->namespace = xstrdup(cfg->namespace ? cfg->namespace : "default");
 	c->ca_pem = cfg->ca_pem ? xstrdup(cfg->ca_pem) : NULL;
@@ -660,7 +661,7 @@ void kube_easy_setup(struct kube_client *c, CURL *h, const char *method, const c
 	curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, KUBE_CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 15L);

@@ -68,6 +68,7 @@ struct kube_client_opts {
 	int burst;              /* bucket size */
 	long timeout_ms;        /* per non-watch request; 0 = 30 s */
 	const char *user_agent; /* NULL = kf_user_agent() */
+	long connect_timeout_ms; /* TCP connect + TLS handshake; 0 = 10 s (valgrind runs need more) */
 };
 
 struct kube_client *kube_client_new(const struct kube_config *cfg, const struct kube_client_opts *opts,

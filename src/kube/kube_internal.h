@@ -52,7 +52,7 @@ struct kube_client {
 	char *ca_pem, *cert_pem, *key_pem;
 	int insecure;
 	char *namespace, *user_agent;
-	long timeout_ms;
+	long timeout_ms, connect_timeout_ms;
 	int max_retries;               /* 429 / 5xx-with-Retry-After retries (KUBE_MAX_RETRIES) */
 	int64_t retry_wait_cap_ms;     /* longest single Retry-After wait (KUBE_RETRY_WAIT_CAP_MS; tests lower it) */
 

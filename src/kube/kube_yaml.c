@@ -28,8 +28,8 @@
 #include "util/util.h"
 
 #define YAML_MAX_DEPTH 512
-#define YAML_ALIAS_NODES 100000      /* nodes copied through aliases, per document */
-#define YAML_ALIAS_BYTES (16u << 20) /* string bytes copied through aliases, per document */
+#define YAML_ALIAS_NODES 10000       /* nodes copied through aliases, per document */
+#define YAML_ALIAS_BYTES (1u << 20)  /* string bytes copied through aliases, per document */
 
 struct anchor {
 	json_t *v;           /* owned */

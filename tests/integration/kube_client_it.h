@@ -13,6 +13,7 @@ extern int it_failures, it_checks;
 extern struct kube_client *kc;             /* the client under test (from --kubeconfig) */
 extern const char *ns;                     /* the test namespace */
 extern const struct kube_config *main_cfg; /* its configuration */
+extern const struct kube_client_opts *main_opts; /* and options (for more clients like it) */
 extern const struct kube_resource KUBE_CONFIGMAPS;
 
 #define CHECK(cond, ...)                         \

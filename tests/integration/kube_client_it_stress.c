@@ -20,9 +20,9 @@
 #include "util/log.h"
 #include "util/util.h"
 
-#define STRESS_THREADS 8
-#define STRESS_ROUNDS 12 /* KF_IT_STRESS_ROUNDS overrides (helgrind runs 100 times slower) */
-static int stress_rounds = STRESS_ROUNDS;
+#define STRESS_THREADS 8 /* KF_IT_STRESS_THREADS lowers it (helgrind runs 100 times slower) */
+#define STRESS_ROUNDS 12  /* KF_IT_STRESS_ROUNDS overrides */
+static int stress_rounds = STRESS_ROUNDS, stress_threads = STRESS_THREADS;
 
 static const char *S(const char *s, const char *def) { return s ? s : def; }
 
@@ -98,7 +98,7 @@ static void *stress_client_churn(void *arg)
 	(void)arg;
 	for (int i = 0; i < 6; i++) {
 		struct strbuf err = STRBUF_INIT;
-		struct kube_client *c = kube_client_new(main_cfg, NULL, &err);
+		struct kube_client *c = kube_client_new(main_cfg, main_opts, &err);
 		struct kube_err e;
 		json_t *v = c ? kube_get(c, "/version", &e) : NULL;
 		if (!v || !kf_jstr(v, "gitVersion", NULL))
@@ -154,6 +154,9 @@ void test_threads_stress(void)
 	const char *env = getenv("KF_IT_STRESS_ROUNDS");
 	if (env && atoi(env) > 0)
 		stress_rounds = atoi(env);
+	env = getenv("KF_IT_STRESS_THREADS");
+	if (env && atoi(env) > 0 && atoi(env) < STRESS_THREADS)
+		stress_threads = atoi(env);
 	char *coll = path_cm(NULL);
 	char *lp = xasprintf("%s?labelSelector=kf-stress%%3Dyes", coll);
 	json_t *l = kube_get(kc, lp, &e);
@@ -170,15 +173,15 @@ void test_threads_stress(void)
 	kube_client_stats(kc, &s0);
 	int64_t t0 = kf_now_ms();
 	pthread_t th[STRESS_THREADS], churn;
-	for (int i = 0; i < STRESS_THREADS; i++)
+	for (int i = 0; i < stress_threads; i++)
 		pthread_create(&th[i], NULL, stress_worker, (void *)(intptr_t)i);
 	pthread_create(&churn, NULL, stress_client_churn, NULL);
-	for (int i = 0; i < STRESS_THREADS; i++)
+	for (int i = 0; i < stress_threads; i++)
 		pthread_join(th[i], NULL);
 	pthread_join(churn, NULL);
 	int64_t ms = kf_now_ms() - t0;
 	kube_client_stats(kc, &s1);
-	int want = STRESS_THREADS * stress_rounds;
+	int want = stress_threads * stress_rounds;
 	for (int i = 0; i < 200 && atomic_load(&w.n.deleted) < want; i++)
 		kf_sleep_ms(50);
 	kube_stop_set(&w.stop);
@@ -187,7 +190,7 @@ void test_threads_stress(void)
 	uint64_t sent = s1.requests - s0.requests;
 	CHECK(atomic_load(&stress_bad) == 0, "%d threads x %d rounds of create/get/list/patch/update/delete on one client "
 	      "with an informer, a watch and client churn beside them: %llu requests in %lld ms, every response "
-	      "matched its request%s%s", STRESS_THREADS, stress_rounds, (unsigned long long)sent, (long long)ms,
+	      "matched its request%s%s", stress_threads, stress_rounds, (unsigned long long)sent, (long long)ms,
 	      atomic_load(&stress_bad) ? "; FIRST MISMATCH: " : "", stress_first_bad);
 	CHECK(atomic_load(&w.n.added) == want && atomic_load(&w.n.deleted) == want,
 	      "the concurrent watch saw all %d adds (%d) and deletes (%d)", want, atomic_load(&w.n.added),
