@@ -2,7 +2,9 @@
 # helgrind-it.sh [BUILD_DIR] - kube_client_it's thread stress test (test_threads_stress) under valgrind's
 # helgrind, against a throwaway REAL kube-apiserver (tests/integration/local-apiserver.sh), or against
 # $KUBECONFIG when KF_IT_KUBECONFIG is set. Exit 0 when helgrind reports no race beyond the commented
-# suppressions in hack/helgrind.supp.
+# suppressions in hack/helgrind.supp. The test's own checks are printed too, but under helgrind the API
+# server's request deadlines can expire on a loaded machine (it shares the CPUs), so only helgrind's
+# verdict decides here; the same checks must pass natively and under TSan (kube_client_it, unit-tsan).
 #
 # Why helgrind and not only ThreadSanitizer (make unit-tsan): TSan sees only instrumented code. Debian's
 # libcurl is not instrumented, so a race on memory that only libcurl touches - two threads using one
@@ -27,14 +29,14 @@ else
 fi
 KF_IT_STRESS_ROUNDS=${KF_IT_STRESS_ROUNDS:-1} KF_IT_STRESS_THREADS=${KF_IT_STRESS_THREADS:-4} \
 KF_IT_TIMEOUT_MS=${KF_IT_TIMEOUT_MS:-120000} \
-	valgrind --tool=helgrind --num-callers=30 --suppressions=hack/helgrind.supp \
+	valgrind --tool=helgrind --num-callers=30 --suppressions=hack/helgrind.supp --error-exitcode=99 \
 	"$dir/tests/integration/kube_client_it" --kubeconfig "$KUBECONFIG" --only test_threads_stress >"$log" 2>&1
 rc=$?
 races=$(grep -c "Possible data race" "$log")
 grep -E '^(ok|not ok) - ' "$log"
 grep -E "ERROR SUMMARY" "$log"
-if [ "$races" != 0 ] || [ "$rc" != 0 ]; then
-	echo "helgrind-it: FAIL: $races race report(s), exit $rc (log: $log)"
+if [ "$races" != 0 ] || [ "$rc" = 99 ]; then
+	echo "helgrind-it: FAIL: $races race report(s), helgrind errors (log: $log)"
 	exit 1
 fi
-echo "helgrind-it: no data race under helgrind (log: $log)"
+echo "helgrind-it: no data race and no other helgrind error (log: $log)"
