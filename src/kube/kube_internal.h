@@ -42,6 +42,8 @@ void kube_limiter_destroy(struct kube_limiter *l);
 /* Takes one token at now_ns; returns how long (ns) the caller must wait before using it (0 = now). */
 int64_t kube_limiter_reserve(struct kube_limiter *l, int64_t now_ns);
 int64_t kube_now_ns(void); /* CLOCK_MONOTONIC */
+struct kube_client;
+void kube_limiter_wait(struct kube_client *c); /* reserves a token of c's bucket and sleeps until it is due */
 
 /* ---- the client ------------------------------------------------------------------------------------ */
 struct kube_conn;
@@ -95,6 +97,7 @@ void kube_headers_free(struct curl_slist *hdrs);
  * retry), else 0. */
 int kube_token_refresh(struct kube_client *c, const char *token_used);
 char *kube_url(struct kube_client *c, const char *path); /* malloc'd base + path */
+void kube_wipe_free(char *s); /* zeroes a secret (token) string, then frees it; NULL is fine */
 /* Counts a request about to be sent, and a finished response (code 0 = transport error), in the stats. */
 void kube_count_request(struct kube_client *c, enum kube_verb v);
 void kube_count_response(struct kube_client *c, long code);

@@ -31,7 +31,7 @@ read -r -a jansson <<<"$(pkg-config --cflags --libs jansson)"
 common=(util/strbuf.c util/util.c util/log.c util/base64.c
         imagecache/ic_types.c util/imageref.c imagecache/ic_validate.c)
 declare -A extra=([admission]="webhook/wh_admission.c" [imagecache]=""
-                  [watch]="kube/kube_watch.c kube/kube_client.c kube/kube_conn.c util/version.c"
+                  [watch]="kube/kube_watch.c kube/kube_client.c kube/kube_request.c kube/kube_conn.c util/version.c"
                   [kubeconfig]="kube/kube_yaml.c kube/kube_config.c util/map.c")
 declare -A libs=([watch]="libcurl" [kubeconfig]="yaml-0.1")
 declare -A maxlen=([kubeconfig]=8192) # a kubeconfig is small; shorter inputs run ten times faster
