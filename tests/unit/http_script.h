@@ -46,6 +46,7 @@ struct hs {
 	char log[HS_MAX_LOG][256];
 	int64_t log_ms[HS_MAX_LOG]; /* when each request arrived (CLOCK_MONOTONIC ms) */
 	size_t nlog;
+	int closed; /* connections the client closed */
 	_Atomic int stop;
 };
 
@@ -115,8 +116,12 @@ static void *hs_conn_main(void *arg)
 	char *buf = malloc(1 << 20);
 	for (;;) {
 		size_t n = hs_read_request(s, fd, buf, 1 << 20);
-		if (!n)
+		if (!n) {
+			pthread_mutex_lock(&s->mu);
+			s->closed += !atomic_load(&s->stop);
+			pthread_mutex_unlock(&s->mu);
 			break;
+		}
 		char line[256];
 		size_t ll = strcspn(buf, "\r");
 		snprintf(line, sizeof line, "%.*s", (int)(ll > 9 && !memcmp(buf + ll - 9, " HTTP/1.1", 9) ? ll - 9 : ll), buf);
@@ -222,6 +227,21 @@ static size_t hs_requests(struct hs *s)
 	size_t n = s->nlog;
 	pthread_mutex_unlock(&s->mu);
 	return n;
+}
+
+/* Waits up to ms for the client to have closed n connections; returns how many it closed. */
+static int hs_wait_closed(struct hs *s, int n, int ms)
+{
+	int c = 0;
+	for (int waited = 0; waited <= ms; waited += 10) {
+		pthread_mutex_lock(&s->mu);
+		c = s->closed;
+		pthread_mutex_unlock(&s->mu);
+		if (c >= n)
+			break;
+		usleep(10000);
+	}
+	return c;
 }
 
 /* The server URL for a kube_config. */

@@ -367,6 +367,43 @@ static void counters_by_verb_and_code_and_connection_reuse(void **state)
 	free(list);
 }
 
+static void *get_twice(void *arg)
+{
+	struct kube_client *c = arg;
+	struct kube_err e;
+	for (int i = 0; i < 2; i++)
+		json_decref(kube_get(c, "/api/v1/namespaces/ns/configmaps/a", &e));
+	return NULL;
+}
+
+/* Each thread its own connection, reused for its requests, closed when the thread exits; the others'
+ * when the client is freed. */
+static void connections_are_per_thread_and_go_with_their_thread(void **state)
+{
+	(void)state;
+	struct hs_step steps[6];
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++)
+		steps[i] = (struct hs_step){ 200, NULL, CM_BODY, 0, 0, 0, 0 };
+	struct hs s;
+	assert_int_equal(hs_start(&s, steps, ARRAY_SIZE(steps)), 0);
+	struct kube_client *c = client_for(&s, 0);
+	struct kube_err e;
+	json_decref(kube_get(c, "/api/v1/namespaces/ns/configmaps/a", &e)); /* main thread: connection 1 */
+	pthread_t th;
+	pthread_create(&th, NULL, get_twice, c); /* its own connection 2, used twice */
+	pthread_join(th, NULL);
+	assert_int_equal(hs_wait_closed(&s, 1, 3000), 1); /* closed at its thread's exit */
+	json_decref(kube_get(c, "/api/v1/namespaces/ns/configmaps/a", &e)); /* main's connection 1 again */
+	assert_int_equal(hs_requests(&s), 4);
+	pthread_mutex_lock(&s.mu);
+	int conns = s.nconns;
+	pthread_mutex_unlock(&s.mu);
+	assert_int_equal(conns, 2);
+	kube_client_free(c);
+	assert_int_equal(hs_wait_closed(&s, 2, 3000), 2); /* main's, with the client */
+	hs_stop(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +417,7 @@ int main(void)
 		cmocka_unit_test(a_fence_during_a_retry_wait_stops_the_write),
 		cmocka_unit_test(a_stoppable_get_returns_when_stopped),
 		cmocka_unit_test(counters_by_verb_and_code_and_connection_reuse),
+		cmocka_unit_test(connections_are_per_thread_and_go_with_their_thread),
 	};
 	return cmocka_run_group_tests_name("kube_request", tests, NULL, NULL);
 }
