@@ -221,7 +221,7 @@ static void hs_stop(struct hs *s)
 }
 
 /* Requests served so far (thread safe). */
-static size_t hs_requests(struct hs *s)
+static inline size_t hs_requests(struct hs *s)
 {
 	pthread_mutex_lock(&s->mu);
 	size_t n = s->nlog;
@@ -230,7 +230,7 @@ static size_t hs_requests(struct hs *s)
 }
 
 /* Waits up to ms for the client to have closed n connections; returns how many it closed. */
-static int hs_wait_closed(struct hs *s, int n, int ms)
+static inline int hs_wait_closed(struct hs *s, int n, int ms)
 {
 	int c = 0;
 	for (int waited = 0; waited <= ms; waited += 10) {
