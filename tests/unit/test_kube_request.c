@@ -62,6 +62,22 @@ static void retry_wait_arithmetic(void **state)
 	assert_int_equal(kube_retry_wait_ms(&c, 429, 1, 10), -1);      /* 10 retries used */
 }
 
+static void only_an_expired_resource_version_means_relist(void **state)
+{
+	(void)state;
+	struct kube_err e = { 410, "Expired", "too old resource version: 1 (590)", 0 };
+	assert_true(kube_err_is_expired(&e));
+	e = (struct kube_err){ 410, "Gone", "", 0 };
+	assert_true(kube_err_is_expired(&e));
+	e = (struct kube_err){ 500, "Expired", "", 0 }; /* reason decides even when a proxy rewrote the code */
+	assert_true(kube_err_is_expired(&e));
+	static const struct kube_err others[] = { { 0, "", "transport", 0 },     { 500, "InternalError", "", 0 },
+						  { 504, "Timeout", "", 0 },         { 429, "TooManyRequests", "", 1 },
+						  { 0, "", "no data for 60000 ms", 0 }, { 403, "Forbidden", "", 0 } };
+	for (size_t i = 0; i < ARRAY_SIZE(others); i++)
+		assert_false(kube_err_is_expired(&others[i]));
+}
+
 static void verbs_from_method_and_path(void **state)
 {
 	(void)state;
@@ -408,6 +424,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(retry_wait_arithmetic),
+		cmocka_unit_test(only_an_expired_resource_version_means_relist),
 		cmocka_unit_test(verbs_from_method_and_path),
 		cmocka_unit_test(a_429_is_retried_after_its_retry_after),
 		cmocka_unit_test(retries_are_bounded_and_every_verb_is_retried),
