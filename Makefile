@@ -10,7 +10,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 IMAGE_TAG ?= dev
 
-.PHONY: all deps build image build-asan unit unit-asan unit-valgrind unit-all fuzz cluster-up cluster-down e2e test \
+.PHONY: all deps build image build-asan build-tsan unit unit-asan unit-tsan unit-valgrind unit-all fuzz cluster-up cluster-down e2e test \
         demo bench clean help
 
 all: build
@@ -32,6 +32,11 @@ build-asan:
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKF_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j$(JOBS)
 
+## build-tsan      compile with ThreadSanitizer into build-tsan/
+build-tsan:
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DKF_TSAN=ON >/dev/null
+	@cmake --build build-tsan -j$(JOBS)
+
 ## unit            unit tests (ctest)
 unit: build
 	@cd build && ctest -L unit --output-on-failure -j$(JOBS)
@@ -41,16 +46,20 @@ unit-asan: build-asan
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest -L unit --output-on-failure -j$(JOBS)
 
+## unit-tsan       unit tests and the client's integration test (a throwaway real kube-apiserver) under ThreadSanitizer
+unit-tsan: build-tsan
+	@hack/unit-tsan.sh build-tsan
+
 ## unit-valgrind   unit tests under valgrind (memcheck, leaks are errors)
 unit-valgrind: build
 	@hack/valgrind-unit.sh build
 
-unit-all: unit unit-asan unit-valgrind
+unit-all: unit unit-asan unit-valgrind unit-tsan
 
-## fuzz            libFuzzer on the AdmissionReview and ImageCache decoders, FUZZ_SECONDS per target (make test: 30)
+## fuzz            libFuzzer on the parsers of outside input, FUZZ_SECONDS per target (make test: 30); FUZZ_TARGETS='watch kubeconfig' picks
 FUZZ_SECONDS ?= 60
 fuzz:
-	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+	@FUZZ_TARGETS='$(FUZZ_TARGETS)' tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 ## cluster-up      start the local real cluster: make cluster-up NODES=3 NODE_LABELS='rk8s-node2:tier=backend'
 cluster-up:
@@ -82,7 +91,7 @@ bench: build
 	@bench/run.sh
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz
 
 # ---- deployment: kube-fledged into a cluster (the test bed's when .cluster/env exists), see docs/deploy.md ----
 IMAGE ?=

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # functions run from traps
 # Everything, from a fresh Debian 12 machine (make test; .ci/run calls this):
-#   deps -> build -> unit -> unit-asan -> unit-valgrind -> fuzz (30 s per target) -> cluster-up -> e2e ->
+#   deps -> build -> unit -> unit-asan -> unit-tsan -> unit-valgrind -> fuzz (30 s per target) -> cluster-up -> e2e ->
 #   cluster-down
 # The cluster is torn down at the end whatever happened (also on Ctrl-C). Every step is timed; the
 # summary says which passed, failed or were skipped. Exit status: 0 only if every step passed.
@@ -53,10 +53,11 @@ trap 'exit 130' INT TERM
 trap 'on_exit' EXIT
 
 not_reached() { local s; for s in "$@"; do skipped "$s" "an earlier step failed"; done; exit 1; }
-step deps hack/deps.sh || not_reached build unit unit-asan unit-valgrind fuzz cluster-up e2e
-step build make --no-print-directory build || not_reached unit unit-asan unit-valgrind fuzz cluster-up e2e
+step deps hack/deps.sh || not_reached build unit unit-asan unit-tsan unit-valgrind fuzz cluster-up e2e
+step build make --no-print-directory build || not_reached unit unit-asan unit-tsan unit-valgrind fuzz cluster-up e2e
 step unit make --no-print-directory unit
 step unit-asan make --no-print-directory unit-asan
+step unit-tsan make --no-print-directory unit-tsan
 step unit-valgrind make --no-print-directory unit-valgrind
 step fuzz make --no-print-directory fuzz FUZZ_SECONDS="${TEST_FUZZ_SECONDS:-30}"
 cluster_started=1   # from here on, tear down at exit even if cluster-up fails half-way

@@ -3,8 +3,11 @@
  * limits well above client-go's 5 QPS, parallel workers and a Job concurrency cap.
  *
  * Runs in cluster with its service account, or anywhere with --kubeconfig. SIGTERM or SIGINT stop it
- * gracefully (workers finish their sync, the lease is released); a second signal exits at once. */
+ * gracefully (workers finish their sync, the lease is released); a second signal exits at once. A lost
+ * lease fences the API client at once (no write goes out after it) and the process exits 1 within
+ * a few seconds. */
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,12 +37,30 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
+#define LOST_EXIT_MS 5000
+
+static void *exit_soon(void *ud)
+{
+	(void)ud;
+	kf_sleep_ms(LOST_EXIT_MS);
+	LOG_ERROR("leader election lost: the workers did not stop within %d ms; exiting now", LOST_EXIT_MS);
+	_exit(1);
+	return NULL;
+}
+
+/* The elector has already fenced the client: no write can go out any more. Stop, and exit 1 (the
+ * replica restarts as a follower); if the graceful stop takes longer than LOST_EXIT_MS, exit anyway. */
 static void on_lost(void *ud)
 {
 	(void)ud;
-	LOG_ERROR("leader election lost: stopping");
+	LOG_ERROR("leader election lost: writes are fenced; stopping and exiting");
 	leadership_lost = 1;
-	stop_flag = 1;
+	__atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED); /* read by the controller's threads */
+	pthread_t th;
+	if (pthread_create(&th, NULL, exit_soon, NULL) == 0)
+		pthread_detach(th);
+	else
+		_exit(1);
 }
 
 static const char *env_or(const char *name, const char *def)
@@ -270,13 +291,20 @@ int cmd_controller(int argc, char **argv)
 	struct kube_client_stats ks;
 	ic_controller_stats(ctl, &s);
 	kube_client_stats(client, &ks);
+	struct strbuf verbs = STRBUF_INIT;
+	for (int v = 0; v < KUBE_VERB_N; v++)
+		if (ks.by_verb[v])
+			sb_addf(&verbs, "%s%s %llu", verbs.len ? ", " : "", kube_verb_name((enum kube_verb)v),
+				(unsigned long long)ks.by_verb[v]);
 	LOG_INFO("stopped: %llu syncs, %llu operations, %llu Jobs created, %llu deleted, %llu status writes; "
-		 "API: %llu requests (%llu watches), %llu transport errors, %llu 4xx, %llu 5xx",
+		 "API: %llu requests (%s), %llu transport errors, %llu 4xx, %llu 5xx, %llu retries after 429/Retry-After, "
+		 "%llu writes refused by the fence",
 		 (unsigned long long)s.syncs, (unsigned long long)s.operations, (unsigned long long)s.jobs_created,
 		 (unsigned long long)s.jobs_deleted, (unsigned long long)s.status_writes,
-		 (unsigned long long)ks.requests, (unsigned long long)ks.watches,
+		 (unsigned long long)ks.requests, verbs.len ? verbs.buf : "none",
 		 (unsigned long long)ks.errors_transport, (unsigned long long)ks.errors_4xx,
-		 (unsigned long long)ks.errors_5xx);
+		 (unsigned long long)ks.errors_5xx, (unsigned long long)ks.retries, (unsigned long long)ks.fenced);
+	sb_release(&verbs);
 	free(default_helper);
 	free(agent_sa_full);
 out:

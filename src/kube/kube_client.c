@@ -1,10 +1,11 @@
-/* kube_client.c - REST verbs over libcurl; see kube_client.h. (Watches are in kube_watch.c.)
+/* kube_client.c - the client itself: configuration, TLS, tokens, the token bucket, error decoding; see
+ * kube_client.h. (The request loop with its retries, the fence and the counters is in kube_request.c,
+ * watches in kube_watch.c, per-thread connections and the transfer loop in kube_conn.c.)
  *
- * Connection reuse: one CURLSH per client shares the connection cache, TLS sessions and DNS cache
- * between the easy handles of all threads (pthread mutex per lock_data). Each request uses a fresh easy
- * handle, which costs a few microseconds and keeps no per-thread state; the connection it picks from the
- * shared cache stays open for the next request (HTTP/2 over TLS when the server negotiates it by ALPN;
- * never h2c).
+ * Connection reuse: each thread runs its requests on its own reused easy handle and multi handle, whose
+ * connection stays open for the thread's next request (HTTP/2 over TLS when the server negotiates it by
+ * ALPN; never h2c). One CURLSH per client shares only what libcurl supports across threads, TLS session
+ * ids and the DNS cache (pthread mutex per lock_data); never the connection cache.
  *
  * TLS material is handed to curl from memory (CAINFO_BLOB, SSLCERT_BLOB, SSLKEY_BLOB); with a CA from the
  * config the system trust store is switched off, as in client-go. tls-server-name (SNI and certificate
@@ -33,7 +34,6 @@
 #include "util/util.h"
 #include "util/version.h"
 
-#define KUBE_MAX_BODY (64u << 20) /* a non-watch response larger than this is refused */
 #define KUBE_CONNECT_TIMEOUT_MS 10000L
 
 /* ---- resources ------------------------------------------------------------------------------------ */
@@ -83,8 +83,20 @@ void kube_err_clear(struct kube_err *e)
 	e->retry_after_s = 0;
 }
 
+int kube_err_is_expired(const struct kube_err *e)
+{
+	return e->code == 410 || !strcmp(e->reason, "Expired") || !strcmp(e->reason, "Gone");
+}
+
+int kube_err_is_fenced(const struct kube_err *e)
+{
+	return e->code == 0 && !strcmp(e->reason, "Fenced");
+}
+
 int kube_err_retryable(const struct kube_err *e)
 {
+	if (kube_err_is_fenced(e))
+		return 0;
 	return e->code == 0 || e->code == 429 || e->code >= 500;
 }
 
@@ -211,7 +223,7 @@ int64_t kube_limiter_reserve(struct kube_limiter *l, int64_t now_ns)
 	return wait;
 }
 
-static void limiter_wait(struct kube_client *c)
+void kube_limiter_wait(struct kube_client *c)
 {
 	int64_t w = kube_limiter_reserve(&c->lim, kube_now_ns());
 	if (w > 0) {
@@ -223,7 +235,7 @@ static void limiter_wait(struct kube_client *c)
 
 /* ---- tokens --------------------------------------------------------------------------------------- */
 
-static void wipe_free(char *s)
+void kube_wipe_free(char *s)
 {
 	if (s) {
 		memset(s, 0, strlen(s));
@@ -261,7 +273,7 @@ static void token_reload_locked(struct kube_client *c, int force)
 	while (b > a && strchr(" \t\r\n", t[b - 1]))
 		b--;
 	if (b > a) {
-		wipe_free(c->token);
+		kube_wipe_free(c->token);
 		c->token = xstrndup(t + a, b - a);
 		c->tok_dev = st.st_dev;
 		c->tok_ino = st.st_ino;
@@ -363,11 +375,16 @@ struct kube_client *kube_client_new(const struct kube_config *cfg, const struct 
 		return NULL;
 	}
 	struct kube_client *c = xcalloc(1, sizeof *c);
+	c->id = kube_conn_new_client_id();
+	c->max_retries = KUBE_MAX_RETRIES;
+	c->retry_wait_cap_ms = KUBE_RETRY_WAIT_CAP_MS;
 	pthread_mutex_init(&c->tok_mu, NULL);
+	pthread_mutex_init(&c->fence_mu, NULL);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&c->share_mu[i], NULL);
 	kube_limiter_init(&c->lim, opts ? opts->qps : 0, opts ? opts->burst : 1, kube_now_ns());
 	c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
+	c->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : KUBE_CONNECT_TIMEOUT_MS;
 	c->user_agent = xstrdup(opts && opts->user_agent ? opts->user_agent : kf_user_agent());
 	c->namespace = xstrdup(cfg->namespace ? cfg->namespace : "default");
 	c->ca_pem = cfg->ca_pem ? xstrdup(cfg->ca_pem) : NULL;
@@ -410,7 +427,6 @@ struct kube_client *kube_client_new(const struct kube_config *cfg, const struct 
 	curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
 	curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
 	curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
 	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	LOG_V(2, "kube client for %s (context %s, namespace %s, auth: %s%s)", cfg->server,
@@ -424,11 +440,13 @@ void kube_client_free(struct kube_client *c)
 {
 	if (!c)
 		return;
+	kube_conns_close_all(c);
 	if (c->share && curl_share_cleanup(c->share) != CURLSHE_OK)
 		LOG_ERROR("kube client freed while requests are still running");
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&c->share_mu[i]);
 	pthread_mutex_destroy(&c->tok_mu);
+	pthread_mutex_destroy(&c->fence_mu);
 	kube_limiter_destroy(&c->lim);
 	curl_slist_free_all(c->connect_to);
 	free(c->base);
@@ -437,7 +455,7 @@ void kube_client_free(struct kube_client *c)
 	if (c->key_pem)
 		memset(c->key_pem, 0, strlen(c->key_pem));
 	free(c->key_pem);
-	wipe_free(c->token);
+	kube_wipe_free(c->token);
 	free(c->token_file);
 	free(c->namespace);
 	free(c->user_agent);
@@ -447,25 +465,6 @@ void kube_client_free(struct kube_client *c)
 const char *kube_client_namespace(const struct kube_client *c)
 {
 	return c->namespace;
-}
-
-void kube_client_stats(struct kube_client *c, struct kube_client_stats *out)
-{
-	out->requests = atomic_load(&c->n_requests);
-	out->watches = atomic_load(&c->n_watches);
-	out->errors_transport = atomic_load(&c->n_err_transport);
-	out->errors_4xx = atomic_load(&c->n_err_4xx);
-	out->errors_5xx = atomic_load(&c->n_err_5xx);
-}
-
-void kube_count_response(struct kube_client *c, long code)
-{
-	if (code == 0)
-		atomic_fetch_add(&c->n_err_transport, 1);
-	else if (code >= 500)
-		atomic_fetch_add(&c->n_err_5xx, 1);
-	else if (code >= 400)
-		atomic_fetch_add(&c->n_err_4xx, 1);
 }
 
 char *kube_url(struct kube_client *c, const char *path)
@@ -485,8 +484,15 @@ CURL *kube_easy_new(struct kube_client *c, const char *method, const char *url, 
 		    struct curl_slist **hdrs, char *errbuf, char **token_used)
 {
 	CURL *h = curl_easy_init();
-	if (!h)
-		return NULL;
+	if (h)
+		kube_easy_setup(c, h, method, url, content_type, hdrs, errbuf, token_used);
+	return h;
+}
+
+void kube_easy_setup(struct kube_client *c, CURL *h, const char *method, const char *url, const char *content_type,
+		     struct curl_slist **hdrs, char *errbuf, char **token_used)
+{
+	curl_easy_reset(h); /* keeps the handle's TLS session; connections live in the thread's multi */
 	char *tok = token_copy(c);
 	struct curl_slist *l = curl_slist_append(NULL, "Accept: application/json");
 	if (content_type) {
@@ -504,7 +510,7 @@ CURL *kube_easy_new(struct kube_client *c, const char *method, const char *url, 
 	if (token_used)
 		*token_used = tok;
 	else
-		wipe_free(tok);
+		kube_wipe_free(tok);
 	*hdrs = l;
 	errbuf[0] = '\0';
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -515,7 +521,7 @@ CURL *kube_easy_new(struct kube_client *c, const char *method, const char *url, 
 	curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, KUBE_CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 15L);
@@ -542,186 +548,4 @@ CURL *kube_easy_new(struct kube_client *c, const char *method, const char *url, 
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
-	return h;
-}
-
-/* ---- requests -------------------------------------------------------------------------------------- */
-
-struct resp {
-	struct strbuf body;
-	int too_big;
-	int retry_after_s;
-};
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-	struct resp *r = ud;
-	size_t len = sz * n;
-	if (r->body.len + len > KUBE_MAX_BODY) {
-		r->too_big = 1;
-		return 0;
-	}
-	sb_add(&r->body, p, len);
-	return len;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-	struct resp *r = ud;
-	size_t len = sz * n;
-	if (len > 12 && len < 200 && !strncasecmp(p, "Retry-After:", 12)) {
-		char v[200];
-		memcpy(v, p + 12, len - 12);
-		v[len - 12] = '\0';
-		r->retry_after_s = kube_parse_retry_after(v);
-	}
-	return len;
-}
-
-/* Sends one request (retrying once after a 401 if the token file has rotated). On 2xx returns 0 with the
- * body in *out (caller releases); else -1 with err filled. */
-static int perform(struct kube_client *c, const char *method, const char *path, const char *body, size_t body_len,
-		   const char *content_type, struct strbuf *out, struct kube_err *err)
-{
-	char errbuf[CURL_ERROR_SIZE];
-	char *url = kube_url(c, path);
-	int rc = -1;
-	kube_err_clear(err);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		struct resp r = { STRBUF_INIT, 0, 0 };
-		struct curl_slist *hdrs = NULL;
-		char *tok = NULL;
-		long code = 0;
-		limiter_wait(c);
-		CURL *h = kube_easy_new(c, method, url, body ? content_type : NULL, &hdrs, errbuf, &tok);
-		if (!h) {
-			snprintf(err->msg, sizeof err->msg, "%s %s: cannot create a curl handle", method, path);
-			break;
-		}
-		if (body) {
-			curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-		}
-		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
-		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-		curl_easy_setopt(h, CURLOPT_HEADERDATA, &r);
-		atomic_fetch_add(&c->n_requests, 1);
-		CURLcode cc = curl_easy_perform(h);
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-		if (log_verbosity >= 6) { /* like client-go's round-trip log at -v=6; never headers */
-			long hv = 0;
-			curl_off_t us = 0;
-			curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &hv);
-			curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us);
-			LOG_INFO("%s %s %ld in %.1f ms (%s)", method, url, code, (double)us / 1000.0,
-				 hv == CURL_HTTP_VERSION_2_0 ? "HTTP/2" : hv == CURL_HTTP_VERSION_1_1 ? "HTTP/1.1" : "HTTP/?");
-		}
-		curl_easy_cleanup(h);
-		kube_headers_free(hdrs);
-		if (cc != CURLE_OK) {
-			err->code = 0;
-			if (r.too_big)
-				snprintf(err->msg, sizeof err->msg, "%s %s: response larger than %u MiB", method, path,
-					 KUBE_MAX_BODY >> 20);
-			else
-				snprintf(err->msg, sizeof err->msg, "%s %s: %s", method, path,
-					 errbuf[0] ? errbuf : curl_easy_strerror(cc));
-			kube_count_response(c, 0);
-			sb_release(&r.body);
-			wipe_free(tok);
-			break;
-		}
-		if (code >= 200 && code < 300) {
-			*out = r.body;
-			wipe_free(tok);
-			rc = 0;
-			break;
-		}
-		kube_count_response(c, code);
-		if (code == 401 && attempt == 0 && kube_token_refresh(c, tok)) {
-			LOG_V(2, "%s %s: 401 with a rotated token file; retrying with the new token", method, path);
-			sb_release(&r.body);
-			wipe_free(tok);
-			continue;
-		}
-		wipe_free(tok);
-		err->retry_after_s = r.retry_after_s;
-		kube_err_from_response(err, code, r.body.buf, r.body.len);
-		sb_release(&r.body);
-		break;
-	}
-	free(url);
-	return rc;
-}
-
-char *kube_request_raw(struct kube_client *c, const char *method, const char *path, const char *body,
-		       const char *content_type, struct kube_err *err)
-{
-	struct strbuf out = STRBUF_INIT;
-	if (perform(c, method, path, body, body ? strlen(body) : 0, content_type ? content_type : "application/json",
-		    &out, err) < 0)
-		return NULL;
-	return sb_detach(&out);
-}
-
-static json_t *request_json(struct kube_client *c, const char *method, const char *path, json_t *body,
-			    const char *content_type, struct kube_err *err)
-{
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	struct strbuf out = STRBUF_INIT;
-	json_t *j = NULL;
-	if (body && !text) {
-		kube_err_clear(err);
-		snprintf(err->msg, sizeof err->msg, "%s %s: request body cannot be encoded as JSON", method, path);
-		return NULL;
-	}
-	if (perform(c, method, path, text, text ? strlen(text) : 0, content_type, &out, err) == 0) {
-		json_error_t je;
-		j = json_loadb(out.buf, out.len, 0, &je);
-		if (!j) {
-			err->code = 500;
-			snprintf(err->reason, sizeof err->reason, "InternalError");
-			snprintf(err->msg, sizeof err->msg, "%s %s: response is not JSON: %s", method, path, je.text);
-		}
-	}
-	sb_release(&out);
-	free(text);
-	return j;
-}
-
-json_t *kube_get(struct kube_client *c, const char *path, struct kube_err *err)
-{
-	return request_json(c, "GET", path, NULL, NULL, err);
-}
-
-json_t *kube_create(struct kube_client *c, const char *path, json_t *body, struct kube_err *err)
-{
-	return request_json(c, "POST", path, body, "application/json", err);
-}
-
-json_t *kube_update(struct kube_client *c, const char *path, json_t *body, struct kube_err *err)
-{
-	return request_json(c, "PUT", path, body, "application/json", err);
-}
-
-json_t *kube_patch(struct kube_client *c, const char *path, json_t *patch, const char *patch_type,
-		   struct kube_err *err)
-{
-	return request_json(c, "PATCH", path, patch, patch_type ? patch_type : "application/merge-patch+json", err);
-}
-
-int kube_delete(struct kube_client *c, const char *path, const char *propagation, struct kube_err *err)
-{
-	json_t *opts = NULL;
-	if (propagation && *propagation)
-		opts = json_pack("{s:s, s:s, s:s}", "kind", "DeleteOptions", "apiVersion", "v1", "propagationPolicy",
-				 propagation);
-	json_t *r = request_json(c, "DELETE", path, opts, "application/json", err);
-	json_decref(opts);
-	if (!r)
-		return -1;
-	json_decref(r);
-	return 0;
 }

@@ -1,15 +1,26 @@
 /* kube_client.h - a small REST client for the Kubernetes API (libcurl + jansson).
  *
- * One struct kube_client is shared by every thread of the process. Each request uses its own curl easy
- * handle; a curl share object keeps the connection cache, TLS sessions and DNS cache, so connections to
- * the API server are reused across requests and threads (HTTP/2 over TLS when the server offers it).
+ * One struct kube_client is shared by every thread of the process. Connections are per thread (libcurl
+ * does not support sharing a connection between concurrent threads): each thread that uses the client
+ * gets its own keep-alive connection on first use, reused by all its later requests (HTTP/2 over TLS when
+ * the server offers it), and closed when the thread exits or the client is freed. TLS sessions and the
+ * DNS cache are shared between threads, so a thread's first handshake is a resumption.
  * A client-side token bucket (qps, burst) paces every request except watches, like client-go's.
+ *
+ * Retries: a 429 (any verb; 1 s when it has no Retry-After) or a 5xx carrying Retry-After is retried
+ * after the given delay (at most 10 s each) up to 10 times, like client-go; never a watch stream, which
+ * reports err->retry_after_s to its caller (the informer backs off at least that long).
+ *
+ * Fence: kube_client_fence() makes every later write (POST, PUT, PATCH, DELETE) fail at once without
+ * being sent (reason "Fenced"); reads and watches go on. The leader elector fences on losing its lease,
+ * so an old leader's queued work cannot write. A request already on the wire when the fence goes up
+ * completes; one waiting for the rate limiter or a Retry-After delay does not go out.
  *
  * Errors: every call fills a struct kube_err. `code` is the HTTP status (0 for a transport failure),
  * `reason` the Status reason (NotFound, Conflict, AlreadyExists, Invalid, Forbidden, Expired, ...)
  * and `msg` the Status message or the curl error, ready for a log line or an object's status.
  * kube_err_retryable() is true for transport errors, 429 and 5xx: the caller backs off and retries;
- * 409 means re-read and retry; 410 on a watch means relist. */
+ * 409 means re-read and retry; 410 on a watch (kube_err_is_expired) means relist. */
 #ifndef KUBE_CLIENT_H
 #define KUBE_CLIENT_H
 
@@ -29,6 +40,11 @@ struct kube_err {
 static inline int kube_err_is_not_found(const struct kube_err *e) { return e->code == 404; }
 static inline int kube_err_is_conflict(const struct kube_err *e) { return e->code == 409; }
 static inline int kube_err_is_gone(const struct kube_err *e) { return e->code == 410; }
+/* The resourceVersion a watch or list continued from is too old: 410, or reason Expired / Gone. Only
+ * this needs a relist; any other watch error is resumed from the last resourceVersion. */
+int kube_err_is_expired(const struct kube_err *e);
+int kube_err_is_fenced(const struct kube_err *e); /* refused by kube_client_fence(), never sent */
+/* Transport errors, 429 and 5xx (not a fenced write: that one never succeeds). */
 int kube_err_retryable(const struct kube_err *e);
 
 /* A resource type, enough to build request paths. */
@@ -52,15 +68,40 @@ struct kube_client_opts {
 	int burst;              /* bucket size */
 	long timeout_ms;        /* per non-watch request; 0 = 30 s */
 	const char *user_agent; /* NULL = kf_user_agent() */
+	long connect_timeout_ms; /* TCP connect + TLS handshake; 0 = 10 s (valgrind runs need more) */
 };
 
 struct kube_client *kube_client_new(const struct kube_config *cfg, const struct kube_client_opts *opts,
 				    struct strbuf *err);
+/* Every thread must be done with c (no request in flight). Closes every thread's connections to it. */
 void kube_client_free(struct kube_client *c);
 const char *kube_client_namespace(const struct kube_client *c); /* the config's namespace */
-/* Counters for metrics and benchmarks: requests sent (watches included) and responses by class. */
-struct kube_client_stats { uint64_t requests, watches, errors_transport, errors_4xx, errors_5xx; };
+
+/* Request counters for metrics and benchmarks (lock-free: relaxed atomic increments; a snapshot is not
+ * one instant across fields, only each field is exact).
+ *   by_verb[v]   requests sent, by verb: a GET of a collection counts as LIST, a GET with watch=1 as
+ *                WATCH; each retry (401 rotation, 429, Retry-After) is sent again and counts again.
+ *   by_code[c]   responses by exact HTTP status c (100..599); by_code[0] counts transport errors (no
+ *                response). A watch that ends with an ERROR event counts that event's code.
+ *   requests     all requests sent (= the sum of by_verb), watches = by_verb[KUBE_VERB_WATCH].
+ *   errors_*     the old summary: transport errors, 4xx and 5xx responses.
+ *   retries      retries after 429 / Retry-After waits; fenced: writes refused by the fence (not sent). */
+enum kube_verb { KUBE_VERB_GET, KUBE_VERB_LIST, KUBE_VERB_WATCH, KUBE_VERB_POST, KUBE_VERB_PUT, KUBE_VERB_PATCH,
+		 KUBE_VERB_DELETE, KUBE_VERB_OTHER, KUBE_VERB_N };
+#define KUBE_STATS_CODES 600
+struct kube_client_stats {
+	uint64_t requests, watches, errors_transport, errors_4xx, errors_5xx, retries, fenced;
+	uint64_t by_verb[KUBE_VERB_N];
+	uint64_t by_code[KUBE_STATS_CODES];
+};
 void kube_client_stats(struct kube_client *c, struct kube_client_stats *out);
+/* "GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "DELETE", "OTHER" (client-go's verb names, in capitals). */
+const char *kube_verb_name(enum kube_verb v);
+
+/* Write fence (see above). why is kept for the error message of every refused write ("leader election
+ * lost: ..."); the first call wins. Safe from any thread; there is no unfence. */
+void kube_client_fence(struct kube_client *c, const char *why);
+int kube_client_fenced(struct kube_client *c);
 
 /* The verbs. path is absolute ("/api/v1/nodes?labelSelector=..."). Each returns a new reference to the
  * decoded response body on 2xx (for DELETE: the returned object or Status), or NULL with *err filled.

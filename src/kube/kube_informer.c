@@ -4,7 +4,15 @@
  *
  *     list (paginated) ──► replace store, fire the differences ──► watch from the list's RV
  *        ▲                                                           │ events: apply, fire
- *        └── 410 Gone (at once) / any other watch error (after backoff) ┘ normal end: watch again
+ *        └──────────── 410 Gone / Expired (at once) ─────────────────┤ normal end: watch again
+ *                                                                     │ any other error (transport, 5xx,
+ *                            watch again from the last RV ◄── backoff ┘ 429, a dead stream)
+ *
+ * Only an expired resourceVersion needs a relist (client-go's reflector does the same): after any other
+ * watch error the events since the last seen resourceVersion are still in the server's watch cache, so
+ * resuming the watch there loses nothing and costs no full list. The backoff is at least the server's
+ * Retry-After. Page requests of a list check the stop flag every 250 ms, so kube_informer_stop() returns
+ * within about that long even in the middle of a slow paginated list.
  *
  * The store is a struct map from "ns/name" to an immutable json_t, guarded by one mutex; readers get new
  * references (jansson's refcounts are atomic since 2.11), so a reader never copies an object and an
@@ -240,9 +248,9 @@ static int inf_sleep(struct kube_informer *inf, int64_t ms)
 	struct timespec ts;
 	abstime_after(&ts, ms);
 	pthread_mutex_lock(&inf->mu);
-	while (!inf->stop && pthread_cond_timedwait(&inf->cv, &inf->mu, &ts) != ETIMEDOUT)
+	while (!kube_stop_get(&inf->stop) && pthread_cond_timedwait(&inf->cv, &inf->mu, &ts) != ETIMEDOUT)
 		;
-	int s = inf->stop;
+	int s = kube_stop_get(&inf->stop);
 	pthread_mutex_unlock(&inf->mu);
 	return s;
 }
@@ -299,7 +307,7 @@ static int list_all(struct kube_informer *inf, json_t *items, char **rv_out, str
 			sb_add_urlencoded(&p, cont);
 		}
 		add_selectors(inf, &p);
-		json_t *page = kube_get(inf->c, p.buf, err);
+		json_t *page = kube_get_stoppable(inf->c, p.buf, &inf->stop, err);
 		sb_release(&p);
 		if (!page) {
 			if (kube_err_is_gone(err) && cont && restarts++ < 3) {
@@ -327,7 +335,7 @@ static int list_all(struct kube_informer *inf, json_t *items, char **rv_out, str
 		json_decref(page);
 		if (!cont || !*cont)
 			break;
-		if (inf->stop) {
+		if (kube_stop_get(&inf->stop)) {
 			snprintf(err->msg, sizeof err->msg, "stopped");
 			goto out;
 		}
@@ -350,7 +358,7 @@ static int on_event(void *ud, const char *type, json_t *obj)
 	inf->events++;
 	if (!strcmp(type, "BOOKMARK")) {
 		set_rv(inf, rv);
-		return inf->stop;
+		return kube_stop_get(&inf->stop);
 	}
 	char *rvc = rv ? xstrdup(rv) : NULL; /* the transform may drop it */
 	json_t *o = prepare(inf, json_incref(obj));
@@ -364,7 +372,7 @@ static int on_event(void *ud, const char *type, json_t *obj)
 	free(rvc);
 	kube_deltas_fire(&d, &inf->h);
 	kube_deltas_release(&d);
-	return inf->stop;
+	return kube_stop_get(&inf->stop);
 }
 
 static void resync(struct kube_informer *inf)
@@ -389,6 +397,15 @@ static int64_t backoff_ms(struct kube_informer *inf, int *failures)
 	return d + (int64_t)(rand_r(&inf->seed) % (unsigned)(d / 5 + 1)); /* up to +20% jitter */
 }
 
+/* backoff_ms(), but never less than the server's Retry-After. */
+static int64_t backoff_for(struct kube_informer *inf, int *failures, const struct kube_err *err)
+{
+	int64_t b = backoff_ms(inf, failures);
+	if (err->retry_after_s > 0 && b < (int64_t)err->retry_after_s * 1000)
+		b = (int64_t)err->retry_after_s * 1000;
+	return b;
+}
+
 static void *informer_main(void *arg)
 {
 	struct kube_informer *inf = arg;
@@ -396,15 +413,15 @@ static void *informer_main(void *arg)
 	int need_list = 1, failures = 0;
 	int64_t next_resync = inf->resync_ms ? kf_now_ms() + inf->resync_ms : 0;
 
-	while (!inf->stop) {
+	while (!kube_stop_get(&inf->stop)) {
 		if (need_list) {
 			json_t *items = json_array();
 			char *rv = NULL;
 			if (list_all(inf, items, &rv, &err) < 0) {
 				json_decref(items);
-				if (inf->stop)
+				if (kube_stop_get(&inf->stop))
 					break;
-				int64_t b = backoff_ms(inf, &failures);
+				int64_t b = backoff_for(inf, &failures, &err);
 				LOG_WARN("list %s: %s (retrying in %lld ms)", inf->res.plural, err.msg, (long long)b);
 				inf_sleep(inf, b);
 				continue;
@@ -448,7 +465,7 @@ static void *informer_main(void *arg)
 		int64_t t0 = kf_now_ms();
 		int rc = kube_watch(inf->c, p.buf, on_event, inf, &inf->stop, (timeout_s + 60) * 1000, &err);
 		sb_release(&p);
-		if (inf->stop)
+		if (kube_stop_get(&inf->stop))
 			break;
 		if (rc == 0 && inf->events == ev0 && kf_now_ms() - t0 < 1000 && timeout_s > 1) {
 			/* ended at once with nothing (a proxy cutting streams?): do not spin */
@@ -459,13 +476,14 @@ static void *informer_main(void *arg)
 				break;
 		} else if (rc == 0) {
 			failures = 0;
-		} else if (kube_err_is_gone(&err)) {
+		} else if (kube_err_is_expired(&err)) {
 			LOG_V(1, "watch %s: %s; relisting", inf->res.plural, err.msg);
 			need_list = 1;
 		} else {
-			int64_t b = backoff_ms(inf, &failures);
-			LOG_WARN("watch %s: %s (relisting in %lld ms)", inf->res.plural, err.msg, (long long)b);
-			need_list = 1;
+			int64_t b = backoff_for(inf, &failures, &err);
+			kube_informer_resource_version(inf, rv, sizeof rv);
+			LOG_WARN("watch %s: %s (watching again from resourceVersion %s in %lld ms)", inf->res.plural,
+				 err.msg, rv, (long long)b);
 			if (inf_sleep(inf, b))
 				break;
 		}
@@ -498,7 +516,7 @@ int kube_informer_wait_synced(struct kube_informer *inf, int64_t timeout_ms)
 	struct timespec ts;
 	abstime_after(&ts, timeout_ms);
 	pthread_mutex_lock(&inf->mu);
-	while (!inf->synced && !inf->stop && pthread_cond_timedwait(&inf->cv, &inf->mu, &ts) != ETIMEDOUT)
+	while (!inf->synced && !kube_stop_get(&inf->stop) && pthread_cond_timedwait(&inf->cv, &inf->mu, &ts) != ETIMEDOUT)
 		;
 	int ok = inf->synced;
 	pthread_mutex_unlock(&inf->mu);
@@ -516,7 +534,7 @@ int kube_informer_has_synced(struct kube_informer *inf)
 void kube_informer_stop(struct kube_informer *inf)
 {
 	pthread_mutex_lock(&inf->mu);
-	inf->stop = 1;
+	kube_stop_set(&inf->stop);
 	pthread_cond_broadcast(&inf->cv);
 	int join = inf->started && !inf->joined;
 	inf->joined = inf->joined || join;

@@ -3,10 +3,11 @@
  *
  * A thread lists the resource (paginated, limit=500), fills the store keyed "namespace/name" (or "name" for
  * cluster-scoped objects), then watches from the list's resourceVersion with allowWatchBookmarks=true and
- * a random timeoutSeconds (5-10 min), resuming from the last seen resourceVersion. On 410 Gone or a dead
- * stream it relists and reconciles the store against the fresh list, firing add/update/delete for the
- * differences, so handlers see every change even across gaps. Transient errors back off 0.5 s doubling to
- * 30 s.
+ * a random timeoutSeconds (5-10 min), resuming from the last seen resourceVersion. Only when that
+ * resourceVersion has expired (410 Gone, reason Expired or Gone) it relists and reconciles the store
+ * against the fresh list, firing add/update/delete for the differences, so handlers see every change even
+ * across gaps. Any other watch error (transport, 5xx, 429, a dead stream) backs off 0.5 s doubling to
+ * 30 s, at least the server's Retry-After, and watches again from the last resourceVersion.
  *
  * Objects in the store are immutable: handlers and readers get borrowed (handlers) or new (getters)
  * references and must never modify them. An optional transform trims objects before they are stored
@@ -50,7 +51,8 @@ int kube_informer_start(struct kube_informer *inf);            /* starts the thr
 /* Blocks until the first list has been stored and its add handlers ran. 0 = synced, -1 = timeout or stop. */
 int kube_informer_wait_synced(struct kube_informer *inf, int64_t timeout_ms);
 int kube_informer_has_synced(struct kube_informer *inf);
-/* Stops the thread (an in-flight watch returns within ~0.5 s) and joins it. Idempotent. */
+/* Stops the thread and joins it: an in-flight watch or list page returns within ~0.25 s, a backoff at
+ * once. Idempotent. */
 void kube_informer_stop(struct kube_informer *inf);
 void kube_informer_free(struct kube_informer *inf);            /* stops first if needed */
 

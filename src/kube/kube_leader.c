@@ -11,7 +11,10 @@
  * another replica wrote, so clock skew between replicas does not matter.
  *
  * After kube_leader_acquire() succeeds a renew thread retries tryAcquireOrRenew every retry period; if no
- * attempt succeeds for renew_deadline it gives up leadership and calls on_lost. kube_leader_release()
+ * attempt succeeds for renew_deadline it gives up leadership, and if a renewal finds the lease held by
+ * another replica it gives up at once. Either way it first fences the client (kube_client_fence: every
+ * later write fails without being sent, so queued work of the old leader cannot race the new one), then
+ * calls on_lost. kube_leader_release()
  * stops that thread and, if we still hold the lease, writes an empty holderIdentity (leaseDurationSeconds
  * 1) so a waiting replica takes over on its next retry instead of after a full lease duration. */
 #include "kube_leader.h"
@@ -40,6 +43,7 @@ struct kube_leader {
 	pthread_t th;
 
 	/* touched only by the thread running try_acquire (the acquirer, then the renew thread) */
+	char other[256];     /* the other holder, after LEASE_OTHER */
 	char *observed;      /* last seen spec, serialized */
 	int64_t observed_ms; /* monotonic time it was first seen */
 	unsigned seed;
@@ -99,7 +103,10 @@ static json_t *new_spec(struct kube_leader *l, const char *acquire_time, long tr
 			 "renewTime", now, "leaseTransitions", (json_int_t)transitions);
 }
 
-/* 1 = we hold the lease now, 0 = someone else does (or won a race), -1 = error (logged). */
+enum { LEASE_ERROR = -1, LEASE_OTHER = 0, LEASE_OURS = 1, LEASE_RACE = 2 };
+
+/* LEASE_OURS = we hold the lease now, LEASE_OTHER = another holder's unexpired lease (its identity in
+ * l->other), LEASE_RACE = another writer won a race (409), LEASE_ERROR = error (logged). */
 static int try_acquire_or_renew(struct kube_leader *l)
 {
 	struct strbuf p = STRBUF_INIT;
@@ -123,9 +130,9 @@ static int try_acquire_or_renew(struct kube_leader *l)
 		json_decref(body);
 		if (r) {
 			observe(l, json_object_get(r, "spec"));
-			rc = 1;
+			rc = LEASE_OURS;
 		} else if (kube_err_is_conflict(&err)) {
-			rc = 0;
+			rc = LEASE_RACE;
 		} else {
 			LOG_WARN("leader election: create lease %s/%s: %s", l->ns, l->name, err.msg);
 		}
@@ -138,7 +145,8 @@ static int try_acquire_or_renew(struct kube_leader *l)
 	int64_t dur_ms = json_is_integer(jd) ? json_integer_value(jd) * 1000 : l->lease_ms;
 	int ours = holder && !strcmp(holder, l->identity);
 	if (holder && *holder && !ours && l->observed_ms + dur_ms > kf_now_ms()) {
-		rc = 0;
+		snprintf(l->other, sizeof l->other, "%s", holder);
+		rc = LEASE_OTHER;
 		goto out;
 	}
 	json_t *jt = json_object_get(spec, "leaseTransitions");
@@ -153,9 +161,9 @@ static int try_acquire_or_renew(struct kube_leader *l)
 		if (!ours)
 			LOG_INFO("leader election: %s acquired lease %s/%s (previous holder \"%s\")", l->identity, l->ns,
 				 l->name, prev);
-		rc = 1;
+		rc = LEASE_OURS;
 	} else if (kube_err_is_conflict(&err)) {
-		rc = 0;
+		rc = LEASE_RACE;
 	} else {
 		LOG_WARN("leader election: update lease %s/%s: %s", l->ns, l->name, err.msg);
 	}
@@ -189,35 +197,46 @@ static int renew_wait(struct kube_leader *l, int64_t ms)
 static void *renew_main(void *arg)
 {
 	struct kube_leader *l = arg;
+	char why[512];
 	for (;;) {
 		if (renew_wait(l, l->retry_ms))
 			return NULL;
 		int64_t deadline = kf_now_ms() + l->renew_deadline_ms;
-		int ok = 0;
+		int rc = LEASE_ERROR;
 		for (;;) {
-			if (try_acquire_or_renew(l) == 1) {
-				ok = 1;
+			rc = try_acquire_or_renew(l);
+			if (rc == LEASE_OURS || rc == LEASE_OTHER)
 				break;
-			}
 			if (kf_now_ms() >= deadline)
 				break;
+			if (rc == LEASE_RACE) { /* someone wrote the lease meanwhile: read it again soon */
+				if (renew_wait(l, 100))
+					return NULL;
+				continue;
+			}
 			int64_t w = l->retry_ms < deadline - kf_now_ms() ? l->retry_ms : deadline - kf_now_ms();
 			if (w > 0 && renew_wait(l, w))
 				return NULL;
 		}
-		if (!ok) {
-			pthread_mutex_lock(&l->mu);
-			int stopping = l->stop_renew;
-			l->leader = 0;
-			pthread_mutex_unlock(&l->mu);
-			if (stopping)
-				return NULL;
-			LOG_ERROR("leader election: %s lost lease %s/%s (no renewal for %lld ms)", l->identity, l->ns,
-				  l->name, (long long)l->renew_deadline_ms);
-			if (l->on_lost)
-				l->on_lost(l->ud);
+		if (rc == LEASE_OURS)
+			continue;
+		if (rc == LEASE_OTHER)
+			snprintf(why, sizeof why, "leader election lost: lease %s/%s is held by %s", l->ns, l->name,
+				 l->other);
+		else
+			snprintf(why, sizeof why, "leader election lost: lease %s/%s not renewed for %lld ms", l->ns,
+				 l->name, (long long)l->renew_deadline_ms);
+		pthread_mutex_lock(&l->mu);
+		int stopping = l->stop_renew;
+		l->leader = 0;
+		pthread_mutex_unlock(&l->mu);
+		if (stopping)
 			return NULL;
-		}
+		kube_client_fence(l->c, why); /* before anyone hears of it: no write of ours goes out after this */
+		LOG_ERROR("%s (identity %s)", why, l->identity);
+		if (l->on_lost)
+			l->on_lost(l->ud);
+		return NULL;
 	}
 }
 
@@ -225,14 +244,14 @@ int kube_leader_acquire(struct kube_leader *l, const volatile int *stop)
 {
 	LOG_INFO("leader election: %s trying to acquire lease %s/%s", l->identity, l->ns, l->name);
 	for (;;) {
-		if (stop && *stop)
+		if (kube_stop_get(stop))
 			return -1;
-		if (try_acquire_or_renew(l) == 1)
+		if (try_acquire_or_renew(l) == LEASE_OURS)
 			break;
 		/* retry period with up to +20% jitter (client-go's JitterFactor 1.2), in slices for *stop */
 		int64_t until = kf_now_ms() + l->retry_ms + (int64_t)(rand_r(&l->seed) % (unsigned)(l->retry_ms / 5 + 1));
 		while (kf_now_ms() < until) {
-			if (stop && *stop)
+			if (kube_stop_get(stop))
 				return -1;
 			int64_t left = until - kf_now_ms();
 			kf_sleep_ms(left < 50 ? (left > 0 ? left : 1) : 50);

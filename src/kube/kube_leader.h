@@ -3,7 +3,11 @@
  * when *we* last saw it change, so clock skew between replicas does not matter), renew every retry
  * period, give up leadership if a renewal has not succeeded within renew_deadline. Conflicting writes
  * (409) mean another replica won the race. On graceful release the holder is cleared so a successor
- * takes over at once instead of after the lease expires. */
+ * takes over at once instead of after the lease expires.
+ *
+ * Losing the lease (no renewal within renew_deadline, or a renewal that finds another holder) fences the
+ * client first (kube_client_fence: every later POST/PUT/PATCH/DELETE on it fails without being sent),
+ * then calls on_lost: from that instant the old leader cannot write, whatever its workers still do. */
 #ifndef KUBE_LEADER_H
 #define KUBE_LEADER_H
 
@@ -18,8 +22,9 @@ struct kube_leader_opts {
 	int64_t lease_ms;        /* default 15000 */
 	int64_t renew_deadline_ms; /* default 10000 */
 	int64_t retry_ms;        /* default 2000 */
-	/* Called (on the elector's thread) when leadership is lost after having been acquired. The usual
-	 * reaction is to stop work and exit so that the replica restarts as a follower. */
+	/* Called (on the elector's thread) when leadership is lost after having been acquired, after the
+	 * client was fenced. The usual reaction is to exit so that the replica restarts as a follower (the
+	 * fenced client cannot write any more). */
 	void (*on_lost)(void *ud);
 	void *ud;
 };

@@ -5,9 +5,9 @@
  * a carry buffer, and that buffer is capped (KUBE_WATCH_MAX_LINE) and shrunk again after a large line, so
  * a watch holds no more memory than its largest in-flight event.
  *
- * The transfer runs on a private curl multi handle (sharing the client's connection cache) polled every
- * 250 ms, so the caller's stop flag and the idle timeout are checked at least that often even while the
- * server sends nothing. (curl_easy_perform's own poll waits up to one second between progress calls.) */
+ * The transfer runs on the calling thread's connection (kube_conn.c: the informer's list and its watch
+ * share one keep-alive connection), in a loop that polls every 250 ms, so the caller's stop flag and the
+ * idle timeout are checked at least that often even while the server sends nothing. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,9 +135,17 @@ struct wctx {
 	long code;          /* HTTP status, once known */
 	struct strbuf errbody;
 	int result;         /* 0 running/ok, 1 callback stop, -1 decoder error */
+	int retry_after_s;  /* Retry-After of an error response (429 / 503) */
 	int64_t last_data_ms;
 	uint64_t bytes;
 };
+
+static size_t on_watch_header(char *p, size_t sz, size_t n, void *ud)
+{
+	struct wctx *w = ud;
+	kube_header_retry_after(p, sz * n, &w->retry_after_s);
+	return sz * n;
+}
 
 static size_t on_watch_data(char *p, size_t sz, size_t n, void *ud)
 {
@@ -163,59 +171,39 @@ static int watch_once(struct kube_client *c, const char *url, const char *path, 
 	struct curl_slist *hdrs = NULL;
 	char *tok = NULL;
 	struct wctx w = { .err = err, .errbody = STRBUF_INIT };
-	CURLM *m = NULL;
-	int rc = -1, running = 1;
+	struct kube_conn *k = NULL;
+	int rc = -1;
 	CURLcode cc = CURLE_OK;
 
 	*retry_401 = 0;
 	kube_err_clear(err);
 	kube_watch_decoder_init(&w.dec, KUBE_WATCH_MAX_LINE, cb, ud);
-	w.h = kube_easy_new(c, "GET", url, NULL, &hdrs, errbuf, &tok);
-	m = curl_multi_init();
-	if (!w.h || !m) {
+	k = kube_conn_acquire(c);
+	if (!k) {
 		snprintf(err->msg, sizeof err->msg, "watch %s: cannot create curl handles", path);
 		goto out;
 	}
+	w.h = kube_conn_easy(k);
+	kube_easy_setup(c, w.h, "GET", url, NULL, &hdrs, errbuf, &tok);
 	curl_easy_setopt(w.h, CURLOPT_WRITEFUNCTION, on_watch_data);
 	curl_easy_setopt(w.h, CURLOPT_WRITEDATA, &w);
-	curl_multi_add_handle(m, w.h);
-	atomic_fetch_add(&c->n_requests, 1);
-	atomic_fetch_add(&c->n_watches, 1);
+	curl_easy_setopt(w.h, CURLOPT_HEADERFUNCTION, on_watch_header);
+	curl_easy_setopt(w.h, CURLOPT_HEADERDATA, &w);
+	kube_count_request(c, KUBE_VERB_WATCH);
 	w.last_data_ms = kf_now_ms();
-	while (running) {
-		CURLMcode mc = curl_multi_perform(m, &running);
-		if (mc != CURLM_OK) {
-			snprintf(err->msg, sizeof err->msg, "watch %s: %s", path, curl_multi_strerror(mc));
-			kube_count_response(c, 0);
-			goto out;
-		}
-		if (!running)
-			break;
-		if (stop && *stop) {
-			rc = 0;
-			goto out;
-		}
-		if (idle_timeout_ms > 0 && kf_now_ms() - w.last_data_ms > idle_timeout_ms) {
-			snprintf(err->msg, sizeof err->msg, "watch %s: no data for %ld ms, stream presumed dead", path,
-				 idle_timeout_ms);
-			kube_count_response(c, 0);
-			goto out;
-		}
-		curl_multi_poll(m, NULL, 0, KUBE_WATCH_POLL_MS, NULL);
-	}
-	int left;
-	CURLMsg *msg;
-	while ((msg = curl_multi_info_read(m, &left)))
-		if (msg->msg == CURLMSG_DONE)
-			cc = msg->data.result;
+	int xr = kube_conn_run(k, stop, &w.last_data_ms, idle_timeout_ms, &cc);
 	if (!w.code)
 		curl_easy_getinfo(w.h, CURLINFO_RESPONSE_CODE, &w.code);
-
-	if (w.result == 1) { /* the callback asked to stop */
+	if (xr == KUBE_XFER_STOPPED) {
+		rc = 0;
+	} else if (xr == KUBE_XFER_IDLE) {
+		snprintf(err->msg, sizeof err->msg, "watch %s: no data for %ld ms, stream presumed dead", path,
+			 idle_timeout_ms);
+		kube_count_response(c, 0);
+	} else if (w.result == 1) { /* the callback asked to stop */
 		rc = 0;
 	} else if (w.result < 0) { /* ERROR event or undecodable stream: err is set */
-		if (err->code)
-			kube_count_response(c, err->code);
+		kube_count_response(c, err->code);
 	} else if (cc != CURLE_OK) {
 		snprintf(err->msg, sizeof err->msg, "watch %s: %s", path, errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		kube_count_response(c, 0);
@@ -224,18 +212,19 @@ static int watch_once(struct kube_client *c, const char *url, const char *path, 
 		if (w.code == 401 && kube_token_refresh(c, tok)) {
 			*retry_401 = 1;
 		} else {
+			err->retry_after_s = w.retry_after_s;
 			kube_err_from_response(err, w.code, w.errbody.buf, w.errbody.len);
 		}
 	} else {
+		kube_count_response(c, 200);
 		rc = kube_watch_decoder_finish(&w.dec, err) < 0 ? -1 : 0;
 	}
 out:
-	if (m && w.h)
-		curl_multi_remove_handle(m, w.h);
-	if (w.h)
-		curl_easy_cleanup(w.h);
-	if (m)
-		curl_multi_cleanup(m);
+	if (k) {
+		curl_easy_setopt(w.h, CURLOPT_HTTPHEADER, NULL);
+		curl_easy_setopt(w.h, CURLOPT_ERRORBUFFER, NULL);
+		kube_conn_release(k);
+	}
 	kube_headers_free(hdrs);
 	if (tok) {
 		memset(tok, 0, strlen(tok));

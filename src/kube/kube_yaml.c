@@ -10,7 +10,10 @@
  * printed: `1: a` → "1", `yes: a` → "true"), as sigs.k8s.io/yaml does; complex keys are errors.
  *
  * Anchors are per document; an alias is a deep copy (so callers may modify the tree), with a budget
- * against "billion laughs" documents. Merge keys (<<: *base, or a list of aliases) fill keys that the
+ * against "billion laughs" documents: at most YAML_ALIAS_NODES nodes and YAML_ALIAS_BYTES bytes of
+ * strings copied through aliases per document (a kubeconfig needs a few hundred). The cost of an alias
+ * is checked before it is copied, and the size of an anchor is measured once (cached), so a refused
+ * document costs no more than the budget itself. Merge keys (<<: *base, or a list of aliases) fill keys that the
  * mapping does not set itself. Errors carry libyaml's line and column (1-based). */
 #include "kube_yaml.h"
 
@@ -25,12 +28,19 @@
 #include "util/util.h"
 
 #define YAML_MAX_DEPTH 512
-#define YAML_ALIAS_BUDGET 1000000 /* nodes copied through aliases, per document */
+#define YAML_ALIAS_NODES 10000       /* nodes copied through aliases, per document */
+#define YAML_ALIAS_BYTES (1u << 20)  /* string bytes copied through aliases, per document */
+
+struct anchor {
+	json_t *v;           /* owned */
+	size_t nodes, bytes; /* its size, measured on first use */
+	int measured;
+};
 
 struct yctx {
 	yaml_parser_t parser;
-	struct map anchors; /* name -> json_t* (owned) */
-	size_t alias_nodes;
+	struct map anchors; /* name -> struct anchor* (owned) */
+	size_t alias_nodes, alias_bytes;
 	struct strbuf *err;
 };
 
@@ -68,7 +78,15 @@ static int next_event(struct yctx *x, yaml_event_t *ev)
 
 static void anchor_free(void *v)
 {
-	json_decref(v);
+	struct anchor *a = v;
+	json_decref(a->v);
+	free(a);
+}
+
+static json_t *anchor_get(struct yctx *x, const yaml_char_t *name)
+{
+	struct anchor *a = map_get(&x->anchors, (const char *)name);
+	return a ? a->v : NULL;
 }
 
 /* ---- scalar resolution ------------------------------------------------------------------------- */
@@ -239,21 +257,25 @@ static char *key_text(const yaml_event_t *ev)
 
 /* ---- nodes ------------------------------------------------------------------------------------- */
 
-static size_t count_nodes(json_t *v)
+/* Adds v's node count and string bytes (keys included) to *nodes and *bytes. */
+static void measure(json_t *v, size_t *nodes, size_t *bytes)
 {
-	size_t n = 1;
+	(*nodes)++;
 	if (json_is_object(v)) {
 		const char *k;
 		json_t *c;
-		json_object_foreach(v, k, c)
-			n += count_nodes(c);
+		json_object_foreach(v, k, c) {
+			*bytes += strlen(k);
+			measure(c, nodes, bytes);
+		}
 	} else if (json_is_array(v)) {
 		size_t i;
 		json_t *c;
 		json_array_foreach(v, i, c)
-			n += count_nodes(c);
+			measure(c, nodes, bytes);
+	} else if (json_is_string(v)) {
+		*bytes += json_string_length(v);
 	}
-	return n;
 }
 
 static json_t *parse_node(struct yctx *x, yaml_event_t *ev, int depth);
@@ -262,8 +284,11 @@ static void set_anchor(struct yctx *x, const yaml_char_t *anchor, json_t *v)
 {
 	if (!anchor)
 		return;
-	json_t *old = map_put(&x->anchors, (const char *)anchor, json_incref(v));
-	json_decref(old);
+	struct anchor *a = xcalloc(1, sizeof *a);
+	a->v = json_incref(v);
+	struct anchor *old = map_put(&x->anchors, (const char *)anchor, a);
+	if (old)
+		anchor_free(old);
 }
 
 /* Merges the mapping `src` into `dst` without overriding keys dst already has. */
@@ -316,7 +341,7 @@ static json_t *parse_mapping(struct yctx *x, yaml_event_t *start, int depth)
 			key = key_text(&kev);
 			merge = kev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !strcmp(key, "<<");
 		} else if (kev.type == YAML_ALIAS_EVENT) {
-			json_t *a = map_get(&x->anchors, (const char *)kev.data.alias.anchor);
+			json_t *a = anchor_get(x, kev.data.alias.anchor);
 			if (!a || !json_is_string(a)) {
 				yerr_at(x, &kev.start_mark, a ? "alias used as a mapping key must name a string"
 							     : "unknown alias used as a mapping key");
@@ -398,19 +423,28 @@ static json_t *parse_node(struct yctx *x, yaml_event_t *ev, int depth)
 			set_anchor(x, ev->data.scalar.anchor, v);
 		break;
 	case YAML_ALIAS_EVENT: {
-		json_t *a = map_get(&x->anchors, (const char *)ev->data.alias.anchor);
+		struct anchor *a = map_get(&x->anchors, (const char *)ev->data.alias.anchor);
 		if (!a) {
 			char *m = xasprintf("unknown alias *%s", (const char *)ev->data.alias.anchor);
 			yerr_at(x, &ev->start_mark, m);
 			free(m);
 			break;
 		}
-		x->alias_nodes += count_nodes(a);
-		if (x->alias_nodes > YAML_ALIAS_BUDGET) {
-			yerr_at(x, &ev->start_mark, "document contains excessive aliasing");
+		if (!a->measured) { /* an anchor is complete (immutable) once it can be aliased */
+			measure(a->v, &a->nodes, &a->bytes);
+			a->measured = 1;
+		}
+		x->alias_nodes += a->nodes;
+		x->alias_bytes += a->bytes;
+		if (x->alias_nodes > YAML_ALIAS_NODES || x->alias_bytes > YAML_ALIAS_BYTES) {
+			char *m = xasprintf("document contains excessive aliasing (alias *%s: more than %d nodes or %u MiB "
+					    "copied through aliases)", (const char *)ev->data.alias.anchor, YAML_ALIAS_NODES,
+					    YAML_ALIAS_BYTES >> 20);
+			yerr_at(x, &ev->start_mark, m);
+			free(m);
 			break;
 		}
-		v = json_deep_copy(a);
+		v = json_deep_copy(a->v);
 		break;
 	}
 	case YAML_MAPPING_START_EVENT:
@@ -460,7 +494,7 @@ static int parse_stream(const char *text, size_t len, json_t *out, int first_onl
 		yaml_event_delete(&ev);
 		map_free(&x.anchors, anchor_free);
 		x.anchors = (struct map)MAP_INIT;
-		x.alias_nodes = 0;
+		x.alias_nodes = x.alias_bytes = 0;
 		if (first_only) {
 			json_array_append_new(out, root);
 			break;

@@ -9,30 +9,43 @@
 #                    tests/unit/data/webhook, and tests/fuzz/seeds/admission)
 #   fuzz_imagecache  bytes -> ic_spec_parse() + ic_validate() as CREATE, or as UPDATE when the input
 #                    holds two objects separated by a newline (seeds: tests/fuzz/seeds/imagecache)
+#   fuzz_watch       bytes -> the watch-stream decoder, whole and cut at seeded chunk boundaries: same
+#                    events, same end, the line cap held (seeds: tests/fuzz/seeds/watch)
+#   fuzz_kubeconfig  bytes -> kube_yaml_load_all() + kube_config_parse(): anchors, aliases, merge keys,
+#                    the alias budget (seeds: tests/fuzz/seeds/kubeconfig and tests/unit/data kubeconfigs)
 #
 # The corpus grows in tests/fuzz/corpus-<target>/ (git-ignored) and is reused by the next run.
-# Environment: CC_FUZZ (default clang), FUZZ_BUILD_DIR (default build-fuzz), FUZZ_TARGETS (default both).
+# Environment: CC_FUZZ (default clang), FUZZ_BUILD_DIR (default build-fuzz), FUZZ_TARGETS (default all,
+# e.g. FUZZ_TARGETS="watch kubeconfig"; make fuzz passes it through).
 set -euo pipefail
 secs=${1:-60}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 cc=${CC_FUZZ:-clang}
-targets=${FUZZ_TARGETS:-admission imagecache}
+targets=${FUZZ_TARGETS:-admission imagecache watch kubeconfig}
 mkdir -p "$out"
 
-cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -fno-strict-aliasing -fsanitize=fuzzer,address,undefined
+cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -DKF_VERSION=\"fuzz\" -DKF_GIT_VERSION=\"fuzz\" -fno-strict-aliasing -fsanitize=fuzzer,address,undefined
         -fno-sanitize-recover=all -fno-omit-frame-pointer -Wall -Wextra -Werror -I"$root/src")
 read -r -a jansson <<<"$(pkg-config --cflags --libs jansson)"
 common=(util/strbuf.c util/util.c util/log.c util/base64.c
         imagecache/ic_types.c util/imageref.c imagecache/ic_validate.c)
-declare -A extra=([admission]="webhook/wh_admission.c" [imagecache]="")
+declare -A extra=([admission]="webhook/wh_admission.c" [imagecache]=""
+                  [watch]="kube/kube_watch.c kube/kube_client.c kube/kube_request.c kube/kube_conn.c util/version.c"
+                  [kubeconfig]="kube/kube_yaml.c kube/kube_config.c util/map.c")
+declare -A libs=([watch]="libcurl" [kubeconfig]="yaml-0.1")
+declare -A maxlen=([kubeconfig]=8192) # a kubeconfig is small; shorter inputs run ten times faster
 declare -A seeds=([admission]="$root/tests/unit/data/webhook $root/tests/fuzz/seeds/admission"
-                  [imagecache]="$root/tests/fuzz/seeds/imagecache")
+                  [imagecache]="$root/tests/fuzz/seeds/imagecache"
+                  [watch]="$root/tests/fuzz/seeds/watch"
+                  [kubeconfig]="$root/tests/fuzz/seeds/kubeconfig")
 
 for t in $targets; do
 	srcs=()
 	for f in "${common[@]}" ${extra[$t]}; do srcs+=("$root/src/$f"); done
-	"$cc" "${cflags[@]}" "${srcs[@]}" "$root/tests/fuzz/fuzz_$t.c" "${jansson[@]}" -o "$out/fuzz_$t"
+	ldlibs=()
+	[ -z "${libs[$t]:-}" ] || read -r -a ldlibs <<<"$(pkg-config --cflags --libs ${libs[$t]}) -lpthread"
+	"$cc" "${cflags[@]}" "${srcs[@]}" "$root/tests/fuzz/fuzz_$t.c" "${jansson[@]}" "${ldlibs[@]}" -o "$out/fuzz_$t"
 done
 
 fail=0
@@ -43,7 +56,7 @@ for t in $targets; do
 	log=$out/fuzz_$t.log
 	# shellcheck disable=SC2086
 	if "$out/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -dict="$root/tests/fuzz/json.dict" \
-		-max_len=65536 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$out/artifacts-$t/" \
+		-max_len="${maxlen[$t]:-65536}" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$out/artifacts-$t/" \
 		"$corpus" ${seeds[$t]} >"$log" 2>&1; then
 		result=ok
 	else

@@ -1,7 +1,8 @@
 /* kube_client_it.c - the Kubernetes client layer against a REAL API server (main, REST, CRD, tokens).
  *
- *   kube_client_it --kubeconfig PATH [--context C] [--namespace NS] [--v N]
+ *   kube_client_it --kubeconfig PATH [--context C] [--namespace NS] [--v N] [--only TEST]
  *
+ * --only runs the one test function of that name (e.g. test_threads_stress, for helgrind).
  * Uses NS (which must exist; the e2e harness passes its fresh $E2E_NS) or creates and finally deletes a
  * namespace kf-it-<random>. Prints one "ok - ..." / "not ok - ..." line per check (TAP-like) with the
  * figures, and exits 0 when all passed. Checks, by file:
@@ -15,7 +16,9 @@
  *     (no relist); watch from resourceVersion 1 → 410 → relist → watch again; the informer's own relist
  *     after 410 (when KF_IT_ETCD_ENDPOINT names the etcd of an API server run with --watch-cache=false)
  *   kube_client_it_leader.c: two contenders on one Lease (exactly one leads, release hands over fast,
- *     leaseTransitions + 1); clock skew of +/- 1 hour; Event aggregation (count 2) */
+ *     leaseTransitions + 1); clock skew of +/- 1 hour; a takeover fences the old leader's client before
+ *     on_lost (its writes are refused unsent); Event aggregation (count 2)
+ *   kube_client_it_stress.c: many threads on one client at once (the ThreadSanitizer/helgrind target) */
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -37,6 +40,7 @@ int it_failures, it_checks;
 struct kube_client *kc;
 const char *ns;
 const struct kube_config *main_cfg;
+const struct kube_client_opts *main_opts;
 
 char *path_cm(const char *name)
 {
@@ -62,7 +66,31 @@ static long rss_kib(const char *field)
 	return v;
 }
 
-/* Sockets this process holds open: connections in curl's shared cache (and nothing else here). */
+/* 1 if the socket inode appears in /proc/self/net/tcp or tcp6 (a TCP connection, not the socketpair a
+ * curl multi handle keeps for its wakeups). */
+static int is_tcp_inode(const char *inode)
+{
+	static const char *const tabs[] = { "/proc/self/net/tcp", "/proc/self/net/tcp6" };
+	char line[512];
+	for (size_t t = 0; t < 2; t++) {
+		FILE *f = fopen(tabs[t], "r");
+		while (f && fgets(line, sizeof line, f)) {
+			/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode ... */
+			char *tok, *save = NULL;
+			int col = 0;
+			for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+				if (++col == 10 && !strcmp(tok, inode)) {
+					fclose(f);
+					return 1;
+				}
+		}
+		if (f)
+			fclose(f);
+	}
+	return 0;
+}
+
+/* TCP connections this process holds open: its connections to the API server (and nothing else here). */
 static int open_sockets(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -72,9 +100,9 @@ static int open_sockets(void)
 	while (d && (e = readdir(d))) {
 		snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
 		ssize_t l = readlink(p, t, sizeof t - 1);
-		if (l > 0) {
-			t[l] = '\0';
-			n += !strncmp(t, "socket:", 7);
+		if (l > 9 && !strncmp(t, "socket:[", 8)) {
+			t[l - 1] = '\0'; /* the closing ] */
+			n += is_tcp_inode(t + 8);
 		}
 	}
 	if (d)
@@ -407,7 +435,7 @@ out:
 }
 int main(int argc, char **argv)
 {
-	const char *kubeconfig = NULL, *context = NULL, *given_ns = NULL;
+	const char *kubeconfig = NULL, *context = NULL, *given_ns = NULL, *only = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--kubeconfig") && i + 1 < argc)
 			kubeconfig = argv[++i];
@@ -415,10 +443,12 @@ int main(int argc, char **argv)
 			context = argv[++i];
 		else if (!strcmp(argv[i], "--namespace") && i + 1 < argc)
 			given_ns = argv[++i];
+		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+			only = argv[++i];
 		else if (!strcmp(argv[i], "--v") && i + 1 < argc)
 			log_verbosity = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: %s --kubeconfig PATH [--context C] [--namespace NS] [--v N]\n", argv[0]);
+			fprintf(stderr, "usage: %s --kubeconfig PATH [--context C] [--namespace NS] [--v N] [--only TEST]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -429,6 +459,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct kube_client_opts opts = { .qps = 200, .burst = 400 };
+	if (getenv("KF_IT_TIMEOUT_MS")) /* hack/helgrind-it.sh: everything runs 100 times slower */
+		opts.timeout_ms = opts.connect_timeout_ms = atol(getenv("KF_IT_TIMEOUT_MS"));
+	static struct kube_client_opts churn_opts;
+	churn_opts = opts;
+	main_opts = &churn_opts;
 	main_cfg = cfg;
 	kc = kube_client_new(cfg, &opts, &err);
 	if (!kc) {
@@ -453,18 +488,27 @@ int main(int argc, char **argv)
 		ns = made;
 	}
 	int64_t t0 = kf_now_ms();
-	static void (*const tests[])(void) = { test_version_and_latency, test_configmap_crud, test_crd_status_subresource,
-					       test_informer, test_informer_resync_and_rewatch, test_watch_410_and_relist,
-					       test_informer_relist_after_compaction, test_leader_election, test_leader_clock_skew, test_events,
-					       test_token_file_rotation };
+#define IT_TEST(f) { #f, f }
+	static const struct { const char *name; void (*fn)(void); } tests[] = {
+		IT_TEST(test_version_and_latency), IT_TEST(test_configmap_crud), IT_TEST(test_crd_status_subresource),
+		IT_TEST(test_informer), IT_TEST(test_informer_resync_and_rewatch), IT_TEST(test_watch_410_and_relist),
+		IT_TEST(test_informer_relist_after_compaction), IT_TEST(test_leader_election),
+		IT_TEST(test_leader_clock_skew), IT_TEST(test_leader_takeover_fences), IT_TEST(test_events), IT_TEST(test_token_file_rotation),
+		IT_TEST(test_threads_stress),
+	};
+	int ran = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(tests); i++) {
 		struct kube_client_stats s0, s1;
+		if (only && strcmp(only, tests[i].name))
+			continue;
+		ran++;
 		kube_client_stats(kc, &s0);
-		tests[i]();
+		tests[i].fn();
 		kube_client_stats(kc, &s1);
 		printf("#   requests %llu, 4xx %llu\n", (unsigned long long)(s1.requests - s0.requests),
 		       (unsigned long long)(s1.errors_4xx - s0.errors_4xx));
 	}
+	CHECK(ran > 0, "ran %d test function(s)%s%s", ran, only ? " named " : "", only ? only : "");
 	if (*made) {
 		char *p = xasprintf("/api/v1/namespaces/%s", made);
 		CHECK(kube_delete(kc, p, NULL, &e) == 0, "delete namespace %s", made);

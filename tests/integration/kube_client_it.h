@@ -13,6 +13,7 @@ extern int it_failures, it_checks;
 extern struct kube_client *kc;             /* the client under test (from --kubeconfig) */
 extern const char *ns;                     /* the test namespace */
 extern const struct kube_config *main_cfg; /* its configuration */
+extern const struct kube_client_opts *main_opts; /* and options (for more clients like it) */
 extern const struct kube_resource KUBE_CONFIGMAPS;
 
 #define CHECK(cond, ...)                         \
@@ -40,5 +41,8 @@ void test_informer_relist_after_compaction(void);
 void test_leader_election(void);
 void test_leader_clock_skew(void);
 void test_events(void);
+void test_leader_takeover_fences(void);
+/* kube_client_it_stress.c */
+void test_threads_stress(void);
 
 #endif

@@ -102,7 +102,7 @@ void test_leader_election(void)
 	json_decref(lease);
 	CHECK(!atomic_load(&cs[0].lost) && !atomic_load(&cs[1].lost), "on_lost never called");
 	for (int i = 0; i < 2; i++) {
-		cs[i].stop = 1;
+		kube_stop_set(&cs[i].stop);
 		pthread_join(cs[i].th, NULL);
 		kube_leader_free(cs[i].l);
 	}
@@ -186,7 +186,7 @@ void test_leader_clock_skew(void)
 	CHECK(!taken_while_renewed && atomic_load(&d.leading),
 	      "clock skew -1 h: a lease renewed with past timestamps is left alone for 5 s, then taken %lld ms after the "
 	      "renewals stop", (long long)(kf_now_ms() - t1));
-	d.stop = 1;
+	kube_stop_set(&d.stop);
 	pthread_join(d.th, NULL);
 	kube_leader_release(d.l);
 	kube_leader_free(d.l);
@@ -237,4 +237,74 @@ out:
 	json_decref(cm);
 	free(coll);
 	free(p);
+}
+
+/* Takeover: another identity writes itself into our Lease. The elector must notice at its next renewal,
+ * fence its client before on_lost runs, and from then on no write of that client reaches the server. */
+struct takeover {
+	struct kube_client *c;
+	atomic_int lost, fenced_in_on_lost;
+	atomic_llong t_lost;
+};
+
+static void takeover_lost(void *ud)
+{
+	struct takeover *t = ud;
+	atomic_store(&t->fenced_in_on_lost, kube_client_fenced(t->c));
+	atomic_store(&t->t_lost, kf_now_ms());
+	atomic_store(&t->lost, 1);
+}
+
+void test_leader_takeover_fences(void)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct takeover t = { .c = kube_client_new(main_cfg, NULL, &err) };
+	struct kube_leader_opts o = { .ns = ns, .name = "kf-it-takeover", .identity = "kf-it-old", .lease_ms = 15000,
+				      .renew_deadline_ms = 10000, .retry_ms = 500, .on_lost = takeover_lost, .ud = &t };
+	struct kube_leader *l = kube_leader_new(t.c, &o);
+	int stop = 0;
+	CHECK(kube_leader_acquire(l, &stop) == 0 && !kube_client_fenced(t.c), "kf-it-old leads, its client not fenced");
+	char now[40];
+	skew_time(0, 0, now);
+	struct strbuf p = STRBUF_INIT;
+	struct kube_err e;
+	kube_path(&p, &KUBE_LEASES, ns, "kf-it-takeover", NULL);
+	json_t *patch = json_pack("{s:{s:s, s:i, s:s}}", "spec", "holderIdentity", "kf-it-usurper", "leaseDurationSeconds",
+				  600, "renewTime", now);
+	int64_t t0 = kf_now_ms();
+	json_t *r = kube_patch(kc, p.buf, patch, "application/merge-patch+json", &e);
+	while (!atomic_load(&t.lost) && kf_now_ms() - t0 < 5000)
+		kf_sleep_ms(10);
+	CHECK(r && atomic_load(&t.lost) && atomic_load(&t.fenced_in_on_lost),
+	      "takeover noticed at the next renewal: on_lost %lld ms after it (renew period 0.5 s, deadline 10 s), the "
+	      "client already fenced", (long long)(atomic_load(&t.t_lost) - t0));
+	char *cp = path_cm(NULL), *one = path_cm("kf-it-after-fence");
+	json_t *cm = json_pack("{s:{s:s}}", "metadata", "name", "kf-it-after-fence");
+	struct kube_client_stats s0, s1;
+	kube_client_stats(t.c, &s0);
+	json_t *made = kube_create(t.c, cp, cm, &e);
+	kube_client_stats(t.c, &s1);
+	CHECK(!made && kube_err_is_fenced(&e) && s1.requests == s0.requests && s1.fenced == s0.fenced + 1,
+	      "a write of the fenced client is refused unsent: %s", e.msg);
+	json_t *g = kube_get(kc, one, &e);
+	CHECK(!g && kube_err_is_not_found(&e), "the API server never saw it (GET: %ld)", e.code);
+	json_t *lease = kube_get(kc, p.buf, &e);
+	kube_leader_release(l); /* not the holder any more: must not clear the usurper's lease */
+	json_t *lease2 = kube_get(kc, p.buf, &e);
+	CHECK(!strcmp(kf_jstr(lease2, "spec", "holderIdentity", NULL) ? kf_jstr(lease2, "spec", "holderIdentity", NULL) : "",
+		      "kf-it-usurper") &&
+		      !strcmp(kf_jstr(lease, "metadata", "resourceVersion", NULL), kf_jstr(lease2, "metadata", "resourceVersion", NULL)),
+	      "release after the loss leaves the usurper's lease alone");
+	json_decref(lease);
+	json_decref(lease2);
+	json_decref(g);
+	json_decref(cm);
+	free(cp);
+	free(one);
+	json_decref(r);
+	json_decref(patch);
+	sb_release(&p);
+	kube_leader_free(l);
+	kube_client_free(t.c);
+	sb_release(&err);
 }

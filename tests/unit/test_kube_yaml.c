@@ -150,8 +150,39 @@ static void billion_laughs_is_refused(void **state)
 			sb_addf(&y, "%s*a%d", k ? ", " : "", i - 1);
 		sb_adds(&y, "]\n");
 	}
+	int64_t t0 = kf_now_ms();
 	assert_null(kube_yaml_load(y.buf, y.len, &err));
-	assert_non_null(strstr(err.buf, "excessive aliasing"));
+	int64_t ms = kf_now_ms() - t0;
+	/* refused within the budget (10,000 nodes copied), not after expanding 10^9 nodes */
+	assert_string_equal(err.buf, "line 4 column 45: document contains excessive aliasing (alias *a2: more than "
+				     "10000 nodes or 1 MiB copied through aliases)");
+	if (ms > 3000) /* a few ms natively; valgrind and sanitizers are much slower */
+		fail_msg("refusing a billion laughs took %lld ms", (long long)ms);
+	sb_release(&y);
+	sb_release(&err);
+}
+
+/* Few nodes but long strings: 17 aliases of a 64 KiB scalar would copy 1.06 MiB. */
+static void aliases_of_a_long_scalar_are_refused(void **state)
+{
+	(void)state;
+	struct strbuf y = STRBUF_INIT, err = STRBUF_INIT;
+	sb_adds(&y, "s: &s \"");
+	for (int i = 0; i < (64 << 10); i++)
+		sb_addc(&y, 'x');
+	sb_adds(&y, "\"\nl: [");
+	for (int k = 0; k < 17; k++)
+		sb_addf(&y, "%s*s", k ? ", " : "");
+	sb_adds(&y, "]\n");
+	assert_null(kube_yaml_load(y.buf, y.len, &err));
+	assert_non_null(strstr(err.buf, "excessive aliasing (alias *s: more than 10000 nodes or 1 MiB"));
+	/* aliases of a short scalar are fine */
+	sb_reset(&y);
+	sb_adds(&y, "s: &s abc\nl: [*s, *s]\n");
+	json_t *j = kube_yaml_load(y.buf, y.len, &err);
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(j, "l")), 2);
+	json_decref(j);
 	sb_release(&y);
 	sb_release(&err);
 }
@@ -195,6 +226,7 @@ int main(void)
 		cmocka_unit_test(multi_document_streams),
 		cmocka_unit_test(errors_give_line_and_column),
 		cmocka_unit_test(billion_laughs_is_refused),
+		cmocka_unit_test(aliases_of_a_long_scalar_are_refused),
 		cmocka_unit_test(deep_nesting_is_refused),
 		cmocka_unit_test(kubernetes_manifest),
 	};
