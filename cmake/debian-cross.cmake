@@ -24,9 +24,9 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 
-# ctest runs the target's test programs under qemu-user (Debian's qemu-user): the target's dynamic loader
+# ctest runs the target's test programs under qemu-user (Debian's qemu-user-static): the target's dynamic loader
 # and libraries are the multiarch ones installed on this host, so no -L prefix is needed.
-find_program(KF_QEMU ${KF_QEMU_NAME} PATHS /usr/bin NO_CMAKE_FIND_ROOT_PATH)
+find_program(KF_QEMU NAMES ${KF_QEMU_NAMES} PATHS /usr/bin NO_CMAKE_FIND_ROOT_PATH)
 if(KF_QEMU)
   set(CMAKE_CROSSCOMPILING_EMULATOR ${KF_QEMU})
 endif()

@@ -3,6 +3,6 @@
 # qemu-arm. See debian-cross.cmake.
 set(KF_DEB_ARCH armhf)
 set(KF_TRIPLET arm-linux-gnueabihf)
-set(KF_QEMU_NAME qemu-arm)
+set(KF_QEMU_NAMES qemu-arm-static qemu-arm)
 set(CMAKE_SYSTEM_PROCESSOR armv7l)
 include(${CMAKE_CURRENT_LIST_DIR}/debian-cross.cmake)
