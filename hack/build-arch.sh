@@ -31,7 +31,7 @@ for arch in "${archs[@]}"; do
   [ "$arch" != "$host" ] || continue   # the host's own build is build/ (make build)
   command -v "${cc[$arch]}" >/dev/null || { echo "build-arch: ${cc[$arch]} not found: run hack/deps.sh --cross" >&2; exit 1; }
   dir=build-$arch t=$SECONDS
-  cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE="cmake/toolchain-$arch.cmake" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+  cmake --no-warn-unused-cli -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE="cmake/toolchain-$arch.cmake" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
   if [ $image_only = 1 ]; then
     cmake --build "$dir" -j"${JOBS:-$(nproc)}" --target kubefledged kf-static-helper >/dev/null
   else
