@@ -206,7 +206,8 @@ push_blob() { # DIGEST
   f=$(blob_file "$1")
   [ -f "$f" ] || die "blob $1 is not in $oci_dir"
   req HEAD "$base/$repo/blobs/$1"
-  if [ "$code" = 200 ]; then present=$((present + 1)); return 0; fi
+  # 200, or a redirect to the storage backend (S3, GCS behind some registries): the registry has it
+  case $code in 200|30[1278]) present=$((present + 1)); return 0;; esac
   req POST "$base/$repo/blobs/uploads/" --data-binary ''
   [ "$code" = 202 ] || http_fail "starting an upload to $repo"
   loc=$(header Location); [ -n "$loc" ] || die "$api_host gave no upload location"

@@ -97,20 +97,20 @@ refused() {
   say "  $what: $(tail -1 "$work/err")"
 }
 
-# check_index BASE AUTH-HEADER-FILE FORMAT: the tag "test" names an index of the three platforms whose
-# manifests, configs and layers are all there with the right content
+# check_index BASE AUTH-HEADER-FILE FORMAT [TAG PLATFORMS]: TAG (test) names an index of PLATFORMS (the three)
+# whose manifests, configs and layers are all there with the right content
 check_index() {
-  local base=$1 hdr=$2 fmt=$3 mt_index mt_manifest ct plats d cfg arch variant ep
+  local base=$1 hdr=$2 fmt=$3 tag=${4:-test} want=${5:-linux/amd64 linux/arm64/v8 linux/arm/v7} mt_index mt_manifest ct plats d cfg arch variant ep
   if [ "$fmt" = oci ]; then
     mt_index=application/vnd.oci.image.index.v1+json mt_manifest=application/vnd.oci.image.manifest.v1+json
   else
     mt_index=application/vnd.docker.distribution.manifest.list.v2+json mt_manifest=application/vnd.docker.distribution.manifest.v2+json
   fi
-  ct=$(curl -sf --cacert "$work/ca.crt" -H @"$hdr" -H "Accept: $mt_index" -D - -o "$work/index.json" "$base/manifests/test" |
+  ct=$(curl -sf --cacert "$work/ca.crt" -H @"$hdr" -H "Accept: $mt_index" -D - -o "$work/index.json" "$base/manifests/$tag" |
        tr -d '\r' | awk -F': ' 'tolower($1)=="content-type"{print $2}')
-  [ "$ct" = "$mt_index" ] || fail "tag test: Content-Type \"$ct\", want $mt_index"
+  [ "$ct" = "$mt_index" ] || fail "tag $tag: Content-Type \"$ct\", want $mt_index"
   plats=$(jq -r '[.manifests[].platform | "\(.os)/\(.architecture)\(if .variant then "/" + .variant else "" end)"] | join(" ")' "$work/index.json")
-  [ "$plats" = "linux/amd64 linux/arm64/v8 linux/arm/v7" ] || fail "platforms: $plats"
+  [ "$plats" = "$want" ] || fail "tag $tag: platforms $plats, want $want"
   for d in $(jq -r '.manifests[].digest' "$work/index.json"); do
     curl -sf --cacert "$work/ca.crt" -H @"$hdr" -H "Accept: $mt_manifest" -o "$work/m.json" "$base/manifests/$d" || fail "manifest $d not there"
     [ "sha256:$(sha256sum < "$work/m.json" | cut -d' ' -f1)" = "$d" ] || fail "manifest $d: content does not match the digest"
@@ -139,12 +139,12 @@ case_plain() {
   check_index "http://$host/v2/kf/plain" "$work/nohdr" oci
   hack/push-image.sh --oci-dir "$oci" --plain-http "$host/kf/plain:test" >/dev/null 2>"$work/err"
   assert_contains "$(cat "$work/err")" "0 blobs uploaded (0 bytes), 6 already there" "second push"
-  # Docker media types: a manifest list. Same binaries, same layers and configs (deterministic build): only
-  # the manifests differ, so nothing is uploaded but them.
-  hack/build-image.sh --arch all --format docker --oci-dir "$work/docker-oci" --tag test --no-verify >/dev/null 2>&1
-  hack/push-image.sh --oci-dir "$work/docker-oci" --plain-http "$host/kf/plain:test" >/dev/null 2>"$work/err"
-  assert_contains "$(cat "$work/err")" "0 blobs uploaded (0 bytes), 6 already there" "docker format"
-  check_index "http://$host/v2/kf/plain" "$work/nohdr" docker
+  # Docker media types: a manifest list (of amd64 alone, forced with --index, to keep the test short). Same
+  # binary, same layer and config (deterministic build): only the manifests differ, nothing else is uploaded.
+  hack/build-image.sh --arch amd64 --index --format docker --oci-dir "$work/docker-oci" --tag docker >/dev/null 2>&1
+  hack/push-image.sh --oci-dir "$work/docker-oci" --plain-http "$host/kf/plain:docker" >/dev/null 2>"$work/err"
+  assert_contains "$(cat "$work/err")" "0 blobs uploaded (0 bytes), 2 already there" "docker format"
+  check_index "http://$host/v2/kf/plain" "$work/nohdr" docker docker linux/amd64
   # https against a plain-HTTP registry: a clear error, not a hang
   refused "https to a plain-HTTP registry" "push-image: HEAD https://$host/v2/kf/plain/blobs/" hack/push-image.sh --oci-dir "$oci" "$host/kf/plain:test"
   say "plain: index pushed to $host and checked (OCI and Docker media types)"
