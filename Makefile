@@ -11,7 +11,7 @@ JOBS ?= $(shell nproc)
 IMAGE_TAG ?= dev
 
 .PHONY: all deps build image build-asan build-tsan unit unit-asan unit-tsan unit-valgrind unit-all fuzz cluster-up cluster-down e2e test \
-        demo bench clean help
+        demo bench clean help build-arch unit-arch image-test
 
 all: build
 
@@ -69,10 +69,25 @@ cluster-up:
 cluster-down:
 	@testbed/down.sh
 
-## image           build the kubefledged image without Docker and push it to the local cluster's registry
+## image           build the image without Docker and push it (docs/deploy.md): IMAGE=registry/repo:tag (HTTPS,
+##                 docker config credentials; linux/amd64, arm64, arm/v7), or with no IMAGE the local cluster's
+##                 registry (amd64; IMAGE_ARCHS=all for the three). IMAGE_PUSH_ARGS='--plain-http --ca-file F ...'
+IMAGE_ARCHS ?=
+IMAGE_PUSH_ARGS ?=
 image: build
-	@env=$${KF_CLUSTER_DIR:-.cluster}/env; test -f "$$env" || { echo "no cluster ($$env): run make cluster-up first" >&2; exit 1; }; \
-	. "$$env" && hack/build-image.sh --registry "$$REGISTRY" --repo kubefledged/kubefledged --tag $(IMAGE_TAG)
+	@IMAGE='$(IMAGE)' IMAGE_ARCHS='$(IMAGE_ARCHS)' IMAGE_TAG='$(IMAGE_TAG)' IMAGE_PUSH_ARGS='$(IMAGE_PUSH_ARGS)' hack/image.sh
+
+## build-arch      cross-compile for arm64 and armhf into build-arm64/, build-armhf/ (hack/deps.sh --cross)
+build-arch:
+	@hack/build-arch.sh
+
+## unit-arch       the arm64 and armhf builds under qemu-user: `kubefledged version` and the unit tests
+unit-arch:
+	@hack/build-arch.sh --test
+
+## image-test      the three-architecture image pushed to local registries: plain HTTP, TLS+htpasswd, TLS+token
+image-test: build
+	@hack/build-arch.sh --image-only && tests/image/push-test.sh
 
 ## e2e             end-to-end tests against the running local cluster (E2E=case-name to pick)
 e2e: image
@@ -91,7 +106,7 @@ bench: build
 	@bench/run.sh
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz build-arm64 build-armhf
 
 # ---- deployment: kube-fledged into a cluster (the test bed's when .cluster/env exists), see docs/deploy.md ----
 IMAGE ?=

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # functions run from traps
 # Everything, from a fresh Debian 12 machine (make test; .ci/run calls this):
-#   deps -> build -> unit -> unit-asan -> unit-tsan -> unit-valgrind -> fuzz (30 s per target) -> cluster-up -> e2e ->
-#   cluster-down
+#   deps -> build -> unit -> unit-asan -> unit-tsan -> unit-valgrind -> unit-arch (arm64 + armhf cross builds, their
+#   unit tests under qemu) -> image-test (the three-architecture image pushed to local registries: plain HTTP,
+#   TLS + htpasswd, TLS + token auth) -> fuzz (30 s per target) -> cluster-up -> e2e -> cluster-down
 # The cluster is torn down at the end whatever happened (also on Ctrl-C). Every step is timed; the
 # summary says which passed, failed or were skipped. Exit status: 0 only if every step passed.
 #
@@ -10,6 +11,8 @@
 #   E2E=...                                          run only these e2e cases (see tests/e2e/run.sh)
 #   KEEP_CLUSTER=1                                   leave the cluster up at the end (for debugging)
 #   TEST_FUZZ_SECONDS=30                             how long each fuzz target runs
+#   TEST_ARCH=0                                      skip unit-arch and image-test (the arm builds under qemu,
+#                                                    the image pushed to local registries)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 NODES=${TEST_NODES:-2}
@@ -53,12 +56,18 @@ trap 'exit 130' INT TERM
 trap 'on_exit' EXIT
 
 not_reached() { local s; for s in "$@"; do skipped "$s" "an earlier step failed"; done; exit 1; }
-step deps hack/deps.sh || not_reached build unit unit-asan unit-tsan unit-valgrind fuzz cluster-up e2e
-step build make --no-print-directory build || not_reached unit unit-asan unit-tsan unit-valgrind fuzz cluster-up e2e
+step deps hack/deps.sh || not_reached build unit unit-asan unit-tsan unit-valgrind unit-arch image-test fuzz cluster-up e2e
+step build make --no-print-directory build || not_reached unit unit-asan unit-tsan unit-valgrind unit-arch image-test fuzz cluster-up e2e
 step unit make --no-print-directory unit
 step unit-asan make --no-print-directory unit-asan
 step unit-tsan make --no-print-directory unit-tsan
 step unit-valgrind make --no-print-directory unit-valgrind
+if [ "${TEST_ARCH:-1}" = 1 ]; then
+  step unit-arch make --no-print-directory unit-arch
+  step image-test make --no-print-directory image-test
+else
+  skipped unit-arch "TEST_ARCH=0"; skipped image-test "TEST_ARCH=0"
+fi
 step fuzz make --no-print-directory fuzz FUZZ_SECONDS="${TEST_FUZZ_SECONDS:-30}"
 cluster_started=1   # from here on, tear down at exit even if cluster-up fails half-way
 if step cluster-up make --no-print-directory cluster-up NODES="$NODES" NODE_LABELS="$NODE_LABELS"; then

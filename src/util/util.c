@@ -142,11 +142,47 @@ void kf_format_duration(int64_t ms, char *buf, size_t n)
 	}
 }
 
-void kf_rfc3339(time_t t, char out[32])
+/* Days since 1970-01-01 of a proleptic Gregorian date and back (H. Hinnant's algorithms): plain integer
+ * arithmetic, so no dependency on the width of time_t. */
+static int64_t days_from_civil(int64_t y, int m, int d)
 {
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+int64_t kf_timegm64(const struct tm *tm)
+{
+	return days_from_civil((int64_t)tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday) * 86400 +
+	       tm->tm_hour * 3600 + tm->tm_min * 60 + tm->tm_sec;
+}
+
+void kf_rfc3339(int64_t t, char out[32])
+{
+	int64_t days = t / 86400, secs = t % 86400, y;
+	int m, d;
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	civil_from_days(days, &y, &m, &d);
+	snprintf(out, 32, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)y, m, d, (int)(secs / 3600),
+		 (int)(secs / 60 % 60), (int)(secs % 60));
 }
 
 int kf_parse_rfc3339(const char *s, time_t *out)

@@ -29,9 +29,13 @@ int kf_parse_duration(const char *s, int64_t *out_ms);
 /* Formats like Go's Duration.String() for whole milliseconds ("5m0s", "1h0m0s", "300ms"). */
 void kf_format_duration(int64_t ms, char *buf, size_t n);
 
-/* RFC 3339 in UTC with seconds precision, as Kubernetes metav1.Time serializes ("2026-11-22T02:35:27Z"). */
-void kf_rfc3339(time_t t, char out[32]);
+/* RFC 3339 in UTC with seconds precision, as Kubernetes metav1.Time serializes ("2026-11-22T02:35:27Z").
+ * t is 64-bit whatever time_t is: on 32-bit ARM (Debian armhf, 32-bit time_t) certificates outlive 2038. */
+void kf_rfc3339(int64_t t, char out[32]);
 int kf_parse_rfc3339(const char *s, time_t *out);
+/* timegm() in 64 bits: seconds since the epoch of a UTC broken-down time (fields in their normal ranges,
+ * tm_year since 1900), right past 2038 also where time_t has 32 bits. */
+int64_t kf_timegm64(const struct tm *tm);
 
 /* Reads a whole file; returns a malloc'd NUL-terminated buffer (length in *len if len != NULL), or NULL
  * with a message in err naming the path. */

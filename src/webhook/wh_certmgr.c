@@ -250,7 +250,7 @@ static int64_t ms_until_due(const char *pem)
 	sb_release(&ignored);
 	if (!ok)
 		return 60000;
-	time_t now = time(NULL), due = ci.not_after - (ci.not_after - ci.not_before) / 3;
+	int64_t now = time(NULL), due = ci.not_after - (ci.not_after - ci.not_before) / 3;
 	if (now < due)
 		return (int64_t)(due - now) * 1000 + 1000;
 	if (now < ci.not_after && ci.not_after - now < 60)
@@ -277,7 +277,7 @@ static int reconcile_once(struct wh_certmgr *m, struct strbuf *err)
 		free(m->served_crt);
 		m->served_crt = xstrdup(pki.tls_crt);
 		char fp[65], until[32];
-		time_t na;
+		int64_t na;
 		wh_tls_current(m->o.tls, fp, &na);
 		kf_rfc3339(na, until);
 		LOG_INFO("serving the certificate of Secret %s/%s (sha256 %.16s..., valid until %s)", m->ns, m->secret,

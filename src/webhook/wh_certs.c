@@ -145,13 +145,15 @@ fail:
 	return NULL;
 }
 
-static time_t asn1_time(const ASN1_TIME *t)
+/* Not timegm(): with a 32-bit time_t (Debian armhf) it overflows for certificates that end after 2038, such
+ * as a 10-year CA made after 2028 or a user's long-lived CA, which then look unusable. */
+static int64_t asn1_time(const ASN1_TIME *t)
 {
 	struct tm tm;
 	memset(&tm, 0, sizeof tm);
 	if (!t || !ASN1_TIME_to_tm(t, &tm))
 		return 0;
-	return timegm(&tm);
+	return kf_timegm64(&tm);
 }
 
 int wh_cert_new_ca(const char *cn, int64_t validity_s, time_t now, char **cert_out, char **key_out,
@@ -231,7 +233,7 @@ int wh_cert_new_serving(const char *ca_cert_pem, const char *ca_key_pem, const c
 		goto out;
 	}
 	/* never outlive the CA */
-	time_t ca_end = asn1_time(X509_get0_notAfter(ca));
+	int64_t ca_end = asn1_time(X509_get0_notAfter(ca));
 	if (ca_end && now + validity_s > ca_end)
 		validity_s = ca_end > now ? ca_end - now : 0;
 	if (!(x = new_cert(k, names[0], now, validity_s, err)))
@@ -406,7 +408,7 @@ int wh_cert_due(const struct wh_cert_info *ci, time_t now)
 {
 	if (!now)
 		now = time(NULL);
-	time_t life = ci->not_after - ci->not_before;
+	int64_t life = ci->not_after - ci->not_before;
 	return now >= ci->not_after || (ci->not_after - now) * 3 < life;
 }
 

@@ -31,7 +31,7 @@
 #define WH_CA_SETTLE_S 3600
 
 struct wh_cert_info {
-	time_t not_before, not_after;
+	int64_t not_before, not_after; /* seconds since the epoch; 64-bit also where time_t is 32 (armhf): past 2038 */
 	int is_ca;
 	char subject[256]; /* one line, e.g. "CN=svc.ns.svc, O=kubefledged.io" */
 	char sha256[65];   /* fingerprint, lowercase hex */

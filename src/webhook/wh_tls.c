@@ -21,7 +21,7 @@ struct wh_pair {
 	unsigned int n;
 	gnutls_privkey_t key;
 	char sha256[65];
-	time_t not_after;
+	int64_t not_after;
 	int64_t retired_ms; /* when it stopped being current */
 	struct wh_pair *next;
 };
@@ -187,7 +187,7 @@ uint64_t wh_tls_generation(struct wh_tls *t)
 	return g;
 }
 
-void wh_tls_current(struct wh_tls *t, char fp[65], time_t *not_after)
+void wh_tls_current(struct wh_tls *t, char fp[65], int64_t *not_after)
 {
 	pthread_mutex_lock(&t->mu);
 	memcpy(fp, t->cur ? t->cur->sha256 : "", t->cur ? 65 : 1);
@@ -273,7 +273,7 @@ static void *watch_main(void *arg)
 			struct strbuf err = STRBUF_INIT;
 			if (load_files(t, &err) == 0) {
 				char fp[65], when[32];
-				time_t na;
+				int64_t na;
 				wh_tls_current(t, fp, &na);
 				kf_rfc3339(na, when);
 				LOG_INFO("serving certificate reloaded from %s (sha256 %.16s..., valid until %s)",

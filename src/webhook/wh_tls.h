@@ -41,7 +41,7 @@ int wh_tls_ready(struct wh_tls *t);
 /* How many pairs were installed so far (tests wait on it). */
 uint64_t wh_tls_generation(struct wh_tls *t);
 /* SHA-256 fingerprint (hex) and notAfter of the certificate now served; "" / 0 before the first. */
-void wh_tls_current(struct wh_tls *t, char fp[65], time_t *not_after);
+void wh_tls_current(struct wh_tls *t, char fp[65], int64_t *not_after);
 
 /* Loads the files once (error: -1 with err), then starts the watcher thread. */
 int wh_tls_watch_files(struct wh_tls *t, const char *cert_file, const char *key_file, int64_t interval_ms,

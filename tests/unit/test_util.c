@@ -74,6 +74,31 @@ static void rfc3339_round_trips(void **state)
 	assert_int_equal(kf_parse_rfc3339("2026-11-22T02:25:27", &t), -1);
 }
 
+/* 64-bit times whatever time_t is: on armhf (32-bit time_t) gmtime/timegm end at 2038-01-19T03:14:07Z */
+static void times_past_2038_and_before_1970(void **state)
+{
+	(void)state;
+	char buf[32];
+	static const struct {
+		int64_t t;
+		const char *s;
+		int y, mon, d, h, min, sec;
+	} cases[] = {
+		{ 2147483648LL, "2038-01-19T03:14:08Z", 2038, 1, 19, 3, 14, 8 },
+		{ 2303683200LL, "2043-01-01T00:00:00Z", 2043, 1, 1, 0, 0, 0 },
+		{ 951825600LL, "2000-02-29T12:00:00Z", 2000, 2, 29, 12, 0, 0 },
+		{ 0, "1970-01-01T00:00:00Z", 1970, 1, 1, 0, 0, 0 },
+		{ -1, "1969-12-31T23:59:59Z", 1969, 12, 31, 23, 59, 59 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		kf_rfc3339(cases[i].t, buf);
+		assert_string_equal(buf, cases[i].s);
+		struct tm tm = { .tm_year = cases[i].y - 1900, .tm_mon = cases[i].mon - 1, .tm_mday = cases[i].d,
+				 .tm_hour = cases[i].h, .tm_min = cases[i].min, .tm_sec = cases[i].sec };
+		assert_int_equal(kf_timegm64(&tm), cases[i].t);
+	}
+}
+
 static void json_lookup_walks_keys_with_dots(void **state)
 {
 	(void)state;
@@ -160,6 +185,7 @@ int main(void)
 		cmocka_unit_test(strbuf_grows_and_formats),
 		cmocka_unit_test(durations_parse_like_go),
 		cmocka_unit_test(rfc3339_round_trips),
+		cmocka_unit_test(times_past_2038_and_before_1970),
 		cmocka_unit_test(json_lookup_walks_keys_with_dots),
 		cmocka_unit_test(flags_parse_go_style),
 		cmocka_unit_test(map_put_get_delete_many),

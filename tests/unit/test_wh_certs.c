@@ -64,6 +64,14 @@ static void ca_has_the_right_shape(void **state)
 	assert_int_equal(ci.not_before, T0 - 3600);
 	assert_int_equal(ci.not_after, T0 + WH_CA_VALIDITY_S);
 	assert_string_equal(ci.subject, "CN=kubefledged-webhook-ca, O=kubefledged.io");
+	/* a CA that ends after 2038 (T0 + 20 y = 2047) reads right also with a 32-bit time_t (armhf) */
+	char *crt20, *key20;
+	struct wh_cert_info ci20;
+	assert_int_equal(wh_cert_new_ca("long-lived", 2 * WH_CA_VALIDITY_S, T0, &crt20, &key20, &err), 0);
+	assert_int_equal(wh_cert_info(crt20, &ci20, &err), 0);
+	assert_int_equal(ci20.not_after, T0 + 2 * WH_CA_VALIDITY_S);
+	assert_int_equal(wh_cert_due(&ci20, T0), 0);
+	free(crt20), free(key20);
 	assert_int_equal(strlen(ci.sha256), 64);
 	assert_int_equal(wh_cert_key_matches(crt, key, &err), 0);
 	X509_free(x);

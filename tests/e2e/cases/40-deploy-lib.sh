@@ -41,7 +41,8 @@ timed() {
 
 dep_image_present() {
   local ref=${KF_IMAGE#*/} # repository:tag without the registry
-  curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  # a manifest, or an image index (make image IMAGE_ARCHS=all)
+  curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' \
     "http://$REGISTRY/v2/${ref%:*}/manifests/${ref##*:}"
 }
 
