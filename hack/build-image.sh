@@ -2,6 +2,9 @@
 # build-image.sh - builds the kubefledged helper/controller OCI image WITHOUT Docker: a distroless-style root
 # filesystem holding only
 #   /usr/bin/kubefledged            the CMake build's binary (stripped copy); the image's entry point
+#   /opt/bin/kubefledged-controller, /opt/bin/kubefledged-webhook-server
+#                                   symlinks to it: upstream's entry points, so that upstream's manifests run
+#                                   this image unchanged (the binary dispatches on the name it was started as)
 #   /bin/echo, /bin/cp              the static multi-call helper (pull Jobs: `cp /bin/echo /tmp/bin`)
 #   /usr/lib/<triplet>/*.so*        exactly the shared libraries `ldd kubefledged` names, plus the dynamic
 #                                   loader, taken from the Debian packages that own them (dpkg -S ->
@@ -54,7 +57,7 @@ if ldd "$helper" >/dev/null 2>&1; then die "$helper is not statically linked"; f
 work=$(mktemp -d /tmp/kf-image.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 root=$work/rootfs
-mkdir -p "$root"/{bin,etc/ssl/certs,tmp,usr/bin,usr/lib/$triplet,usr/lib64,usr/share/doc} "$cache"
+mkdir -p "$root"/{bin,etc/ssl/certs,opt/bin,tmp,usr/bin,usr/lib/$triplet,usr/lib64,usr/share/doc} "$cache"
 ln -s usr/lib "$root/lib"
 ln -s usr/lib64 "$root/lib64"
 
@@ -161,6 +164,8 @@ else
   cp "$binary" "$root/usr/bin/kubefledged"
 fi
 chmod 0755 "$root/usr/bin/kubefledged"
+ln -s ../../usr/bin/kubefledged "$root/opt/bin/kubefledged-controller"
+ln -s ../../usr/bin/kubefledged "$root/opt/bin/kubefledged-webhook-server"
 install -m 0755 "$helper" "$root/bin/echo"
 ln "$root/bin/echo" "$root/bin/cp"
 printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$root/etc/passwd"
@@ -173,6 +178,9 @@ find "$root/etc" "$root/usr/share" -type f -exec chmod 0644 {} +
 if [ $verify = 1 ] && [ "$(id -u)" = 0 ]; then
   chroot "$root" /usr/bin/kubefledged version >/dev/null || die "the image's kubefledged does not start (missing library?)"
   [ "$(chroot "$root" /bin/echo ok)" = ok ] || die "the image's /bin/echo does not run"
+  chroot "$root" /opt/bin/kubefledged-controller --help > "$work/help.txt" 2>&1 &&
+    grep -q -- '--leader-elect' "$work/help.txt" ||
+    die "the image's /opt/bin/kubefledged-controller does not start the controller"
 fi
 
 # ---- layer, config, manifest ----

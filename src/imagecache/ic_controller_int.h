@@ -57,7 +57,8 @@ struct ic_controller {
 	struct map recent;        /* "node\ncanonical image" -> struct ic_recent *: what we did lately */
 	int nodes_synced;
 	atomic_int active_jobs;   /* running Jobs of all operations, for --jobs-max-surge */
-	int no_status_subresource; /* the CRD has no status subresource (upstream's CRD): write the main resource */
+	atomic_int no_status_subresource; /* the CRD has no status subresource (upstream's CRD): ic_compat.h */
+	atomic_int patch_forbidden;        /* RBAC refuses PATCH of imagecaches (upstream's): get + update */
 	_Atomic uint64_t n_syncs, n_ops, n_jobs_created, n_jobs_deleted, n_status_writes;
 };
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ic_compat.h"
 #include "ic_controller_int.h"
 #include "util/imageref.h"
 #include "ic_jobs.h"
@@ -59,20 +60,109 @@ static void note_write(struct ic_controller *ctl, struct ic_cache_state *st, jso
 	pthread_mutex_unlock(&ctl->mu);
 }
 
-/* Replaces .status through the status subresource (falls back to the main resource for a CRD without
- * one, such as upstream's). A JSON patch "add" of /status replaces it whole, as upstream's PUT did, without
- * a resourceVersion precondition: the leader is the only status writer. */
+/* PUT of a fresh copy of the cache with edit() applied, again on 409: for RBAC that grants update but not
+ * patch of imagecaches (upstream's ClusterRole). Such writes pass the webhook, as all of upstream's did. */
+static json_t *update_cache(struct ic_controller *ctl, const char *ns, const char *name,
+			    void (*edit)(json_t *obj, void *arg), void *arg, struct kube_err *err)
+{
+	struct strbuf path = STRBUF_INIT;
+	json_t *res = NULL;
+	kube_path(&path, &IC_RESOURCE, ns, name, NULL);
+	for (int attempt = 0; attempt < 5 && !res; attempt++) {
+		json_t *cur = kube_get(ctl->c, path.buf, err);
+		if (!cur)
+			break;
+		edit(cur, arg);
+		res = kube_update(ctl->c, path.buf, cur, err);
+		json_decref(cur);
+		if (!res && !kube_err_is_conflict(err))
+			break;
+	}
+	sb_release(&path);
+	return res;
+}
+
+/* A PATCH of the main resource refused with 403: from now on, update instead. */
+static int patch_forbidden(struct ic_controller *ctl, const struct kube_err *err)
+{
+	if (err->code != 403)
+		return 0;
+	if (!atomic_exchange(&ctl->patch_forbidden, 1))
+		LOG_WARN("patching imagecaches is forbidden (%s): writing them with get + update instead (upstream's "
+			 "ClusterRole grants update only)", err->msg);
+	return 1;
+}
+
+struct status_edit {
+	json_t *status;    /* borrowed */
+	const char *stash; /* IC_ANNOTATION_STATUS value, or NULL */
+};
+
+static void set_annotation(json_t *obj, const char *key, const char *value)
+{
+	json_t *m = json_object_get(obj, "metadata"), *a = json_object_get(m, "annotations");
+	if (!json_is_object(a)) {
+		a = json_object();
+		json_object_set_new(m, "annotations", a);
+	}
+	json_object_set_new(a, key, json_string(value));
+}
+
+static void edit_status(json_t *obj, void *arg)
+{
+	struct status_edit *e = arg;
+	json_object_set(obj, "status", e->status);
+	if (e->stash)
+		set_annotation(obj, IC_ANNOTATION_STATUS, e->stash);
+}
+
+static void edit_drop_annotation(json_t *obj, void *arg)
+{
+	json_object_del(kf_jget(obj, "metadata", "annotations", NULL), (const char *)arg);
+}
+
+static int remove_annotation(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj,
+			     const char *annotation);
+
+/* Replaces .status through the status subresource. With upstream's CRD (no subresource: learnt at start from
+ * API discovery, or from a 404 here) it writes the main resource, the fields that CRD would prune going to
+ * IC_ANNOTATION_STATUS (ic_compat.h). A JSON patch "add" of /status replaces it whole, as upstream's PUT
+ * did, without a resourceVersion precondition: the leader is the only status writer. Where RBAC refuses the
+ * patch (upstream's ClusterRole), a get + update. */
 static int write_status(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj, json_t *status)
 {
 	const char *ns = meta(obj, "namespace"), *name = meta(obj, "name");
-	json_t *patch = json_pack("[{s:s, s:s, s:O}]", "op", "add", "path", "/status", "value", status);
-	struct strbuf path = STRBUF_INIT;
+	struct strbuf path = STRBUF_INIT, key = STRBUF_INIT;
 	struct kube_err err;
-	int rc = -1;
+	json_t *body = NULL;
+	char *stash = NULL;
+	int rc = -1, compat = 0;
+	sb_addf(&key, "%s/%s", ns, name);
 	for (int attempt = 0; attempt < 2; attempt++) {
-		sb_reset(&path);
-		kube_path(&path, &IC_RESOURCE, ns, name, ctl->no_status_subresource ? NULL : "status");
-		json_t *res = kube_patch(ctl->c, path.buf, patch, "application/json-patch+json", &err);
+		compat = atomic_load(&ctl->no_status_subresource);
+		json_decref(body);
+		free(stash);
+		body = json_deep_copy(status);
+		stash = compat ? ic_compat_stash(body, key.buf) : NULL;
+		struct status_edit e = { body, stash };
+		json_t *res = NULL;
+		if (!compat || !atomic_load(&ctl->patch_forbidden)) {
+			json_t *patch = json_pack("[{s:s, s:s, s:O}]", "op", "add", "path", "/status", "value", body);
+			if (stash && json_is_object(kf_jget(obj, "metadata", "annotations", NULL)))
+				json_array_append_new(patch, json_pack("{s:s, s:s, s:s}", "op", "add", "path",
+								       "/metadata/annotations/kubefledged.io~1status",
+								       "value", stash));
+			else if (stash)
+				json_array_append_new(patch, json_pack("{s:s, s:s, s:{s:s}}", "op", "add", "path",
+								       "/metadata/annotations", "value",
+								       IC_ANNOTATION_STATUS, stash));
+			sb_reset(&path);
+			kube_path(&path, &IC_RESOURCE, ns, name, compat ? NULL : "status");
+			res = kube_patch(ctl->c, path.buf, patch, "application/json-patch+json", &err);
+			json_decref(patch);
+		}
+		if (!res && compat && (atomic_load(&ctl->patch_forbidden) || patch_forbidden(ctl, &err)))
+			res = update_cache(ctl, ns, name, edit_status, &e, &err);
 		if (res) {
 			note_write(ctl, st, res);
 			json_decref(res);
@@ -80,7 +170,7 @@ static int write_status(struct ic_controller *ctl, struct ic_cache_state *st, js
 			rc = 0;
 			break;
 		}
-		if (kube_err_is_not_found(&err) && !ctl->no_status_subresource) {
+		if (kube_err_is_not_found(&err) && !compat) {
 			/* is it the object or the subresource that is missing? */
 			struct kube_err e2;
 			sb_reset(&path);
@@ -89,16 +179,22 @@ static int write_status(struct ic_controller *ctl, struct ic_cache_state *st, js
 			if (o) {
 				LOG_WARN("imagecaches have no status subresource; writing status through the main "
 					 "resource (install the CRD from deploy/ to fix this)");
-				ctl->no_status_subresource = 1;
+				atomic_store(&ctl->no_status_subresource, 1);
 				json_decref(o);
 				continue;
 			}
 		}
-		LOG_ERROR("ImageCache %s/%s: status write failed (HTTP %ld): %s", ns, name, err.code, err.msg);
+		LOG_ERROR("ImageCache %s: status write failed (HTTP %ld): %s", key.buf, err.code, err.msg);
 		break;
 	}
+	/* back on our CRD: the annotation that carried the pruned fields has served its turn */
+	if (rc == 0 && !compat && ic_compat_has_stash(obj) && remove_annotation(ctl, st, obj, IC_ANNOTATION_STATUS) == 0)
+		LOG_INFO("ImageCache %s: status is whole again (status subresource); annotation %s removed", key.buf,
+			 IC_ANNOTATION_STATUS);
 	sb_release(&path);
-	json_decref(patch);
+	sb_release(&key);
+	json_decref(body);
+	free(stash);
 	return rc;
 }
 
@@ -107,10 +203,16 @@ static int remove_annotation(struct ic_controller *ctl, struct ic_cache_state *s
 {
 	struct strbuf path = STRBUF_INIT;
 	kube_path(&path, &IC_RESOURCE, meta(obj, "namespace"), meta(obj, "name"), NULL);
-	json_t *patch = json_pack("{s:{s:{s:n}}}", "metadata", "annotations", annotation);
 	struct kube_err err;
-	json_t *res = kube_patch(ctl->c, path.buf, patch, "application/merge-patch+json", &err);
-	json_decref(patch);
+	json_t *res = NULL;
+	if (!atomic_load(&ctl->patch_forbidden)) {
+		json_t *patch = json_pack("{s:{s:{s:n}}}", "metadata", "annotations", annotation);
+		res = kube_patch(ctl->c, path.buf, patch, "application/merge-patch+json", &err);
+		json_decref(patch);
+	}
+	if (!res && (atomic_load(&ctl->patch_forbidden) || patch_forbidden(ctl, &err)))
+		res = update_cache(ctl, meta(obj, "namespace"), meta(obj, "name"), edit_drop_annotation,
+				   (void *)annotation, &err);
 	sb_release(&path);
 	if (!res) {
 		if (kube_err_is_not_found(&err))
@@ -229,7 +331,7 @@ static int report_invalid(struct ic_controller *ctl, struct ic_cache_state *st, 
 {
 	json_t *status = json_object_get(obj, "status");
 	const char *reason = kf_jstr(status, "reason", NULL), *m = kf_jstr(status, "message", NULL);
-	long long gen = json_integer_value(kf_jget(obj, "metadata", "generation", NULL));
+	long long gen = ic_generation(atomic_load(&ctl->no_status_subresource), obj);
 	if (reason && !strcmp(reason, IC_REASON_SPEC_INVALID) && m && !strcmp(m, msg) &&
 	    ic_status_observed_generation(status) == gen)
 		return 0; /* already reported */
@@ -248,6 +350,8 @@ int ic_sync(struct ic_controller *ctl, const char *key, int64_t *requeue_ms)
 	*requeue_ms = 0;
 	atomic_fetch_add(&ctl->n_syncs, 1);
 	json_t *obj = kube_informer_get(ctl->caches, key);
+	if (obj)
+		obj = ic_compat_view(atomic_load(&ctl->no_status_subresource), obj);
 	int gone = !obj || kf_jget(obj, "metadata", "deletionTimestamp", NULL);
 	pthread_mutex_lock(&ctl->mu);
 	struct ic_cache_state *st = ic_state_get(ctl, key, !gone);
@@ -310,7 +414,7 @@ int ic_sync(struct ic_controller *ctl, const char *key, int64_t *requeue_ms)
 	json_t *status = json_object_get(obj, "status");
 	const char *sstatus = kf_jstr(status, "status", NULL);
 	const char *reason = kf_jstr(status, "reason", NULL);
-	long long gen = json_integer_value(kf_jget(obj, "metadata", "generation", NULL));
+	long long gen = ic_generation(atomic_load(&ctl->no_status_subresource), obj);
 	long long observed = ic_status_observed_generation(status);
 	int processing = sstatus && !strcmp(sstatus, IC_STATUS_PROCESSING);
 	int purged = reason && !strcmp(reason, IC_REASON_PURGE);
@@ -363,6 +467,14 @@ int ic_sync(struct ic_controller *ctl, const char *key, int64_t *requeue_ms)
 		/* not ours and not interrupted: another writer; look again later */
 		*requeue_ms = 5000;
 		goto out_spec;
+	} else if (!atomic_load(&ctl->no_status_subresource) && ic_compat_has_stash(obj) && status) {
+		/* back on our CRD after upstream's: the status the annotation completed goes whole to the status
+		 * subresource, and write_status drops the annotation */
+		json_t *whole = json_deep_copy(status);
+		rc = write_status(ctl, st, obj, whole);
+		json_decref(whole);
+		*requeue_ms = rc == 0 ? 1 : 0;
+		goto out_spec;
 	} else if (has_annotation(obj, IC_ANNOTATION_PURGE)) {
 		type = IC_OP_PURGE;
 		ann = IC_ANNOTATION_PURGE;
@@ -410,7 +522,7 @@ static int start_op(struct ic_controller *ctl, struct ic_cache_state *st, json_t
 		    enum ic_op_type type, const char *annotation, int adopt, int only_new_nodes, int64_t *requeue_ms)
 {
 	json_t *status = json_object_get(obj, "status");
-	long long gen = json_integer_value(kf_jget(obj, "metadata", "generation", NULL));
+	long long gen = ic_generation(atomic_load(&ctl->no_status_subresource), obj);
 	const char *key_ns = meta(obj, "namespace"), *key_name = meta(obj, "name");
 
 	/* a node-join refresh covers only the new nodes; any other operation covers them all */
