@@ -199,3 +199,121 @@ test_upstream_yaml_walkthrough_then_upgrade() {
   expect_seed_placement "${img[0]} ${img[1]}" "${img[2]}"
   for n in $KF_NODES; do images_not_on "$n" "${img[3]}"; done
 }
+
+# ---- Helm ----
+
+hhelm() { "$E2E_ROOT/hack/helm.sh" "$@"; }
+# deployment selectors of a chart rendered for release REL, as one sorted JSON object {name: selector}
+chart_selectors() { # CHART REL
+  hhelm template "$2" "$1" -n x | kubectl create --dry-run=client -o json -f - |
+    jq -cS -s '[.[] | if .kind == "List" then .items[] else . end | select(.kind == "Deployment") | {(.metadata.name): .spec.selector}] | add'
+}
+# registry_retag REF TAG: REF (in the test bed registry) also under TAG
+registry_retag() {
+  local ref=${1#*/} m
+  m=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REGISTRY/v2/${ref%:*}/manifests/${ref##*:}") || return 1
+  curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$m" \
+    "http://$REGISTRY/v2/${ref%:*}/manifests/$2" -o /dev/null
+}
+up_helm_cleanup() { # REL NS
+  if [ -n "$(hhelm list -n "$2" -q 2>/dev/null)" ]; then
+    _make helm-uninstall HELM_RELEASE="$1" HELM_NAMESPACE="$2" >> "$E2E_LOG.helm" 2>&1 || true
+  fi
+  kubectl delete namespace "$2" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  kns delete imagecaches --all --wait=false >/dev/null 2>&1 || true
+  kubectl delete crd imagecaches.kubefledged.io --ignore-not-found --wait=false >/dev/null 2>&1 || true
+}
+
+# A release of upstream's chart (tests/e2e/upstream/v0.10.0/chart, reproduced from upstream's v0.10.0 chart:
+# its names, labels and selectors, values, CRD in crds/, system:nodes bindings, webhook init container),
+# named kf, not kube-fledged (upstream's selectors embed the release name), its images swapped through its
+# own values, is upgraded with make helm-upgrade-from-upstream: the CRD becomes ours, the selectors stay, the
+# cache keeps its status and is served. Then a value that does change a selector (nameOverride): plain helm
+# upgrade fails with "field is immutable", the make target goes through.
+test_upstream_helm_release_upgraded() {
+  local rel=kf rns=$E2E_NS-kf up_chart=$UP_DIR/chart/kube-fledged repo r img f t0 t out web ctl left want
+  dep_image_present || fail "$KF_IMAGE is not in the registry: run make image"
+  ! kubectl get crd imagecaches.kubefledged.io >/dev/null 2>&1 || fail "the ImageCache CRD exists already"
+  [ -z "$(kubectl get deployments -A -l app.kubernetes.io/name=kube-fledged -o name)" ] || fail "kube-fledged is deployed already"
+  defer up_helm_cleanup "$rel" "$rns"
+  mapfile -t img < <(gen_images "$(unique kfe2e/uphelm)" 3)
+
+  # our chart selects pods exactly as upstream's does, for any release name
+  for r in kf kube-fledged prod-kube-fledged-2 kube-fledged-in-production-cluster-number-0042; do
+    out=$(chart_selectors "$up_chart" "$r")
+    assert_contains "$out" "\"app.kubernetes.io/part-of\":\"$r-webhook-server\""
+    assert_eq "$out" "$(chart_selectors "$E2E_ROOT/charts/kube-fledged" "$r")" "selectors for release $r"
+  done
+
+  # upstream's chart, installed as its README says (namespace first), images swapped through its values; its
+  # images are <repository>:<appVersion>, so ours is pushed as v0.10.0 too
+  registry_retag "$KF_IMAGE" v0.10.0 || fail "cannot tag $KF_IMAGE as v0.10.0"
+  repo=${KF_IMAGE%:*}
+  kubectl create namespace "$rns" >/dev/null
+  t=$SECONDS
+  hhelm install "$rel" "$up_chart" -n "$rns" --wait --timeout 180s \
+    --set "image.kubefledgedControllerRepository=$repo" --set "image.kubefledgedWebhookServerRepository=$repo" \
+    --set "image.kubefledgedCRIClientRepository=$repo" --set "image.busyboxImageRepository=$repo" \
+    --set image.busyboxImageVersion=v0.10.0 > "$E2E_LOG.helm" 2>&1 || { cat "$E2E_LOG.helm"; fail "helm install of upstream's chart failed"; }
+  log "helm install $rel (upstream's chart, our image): $((SECONDS - t)) s"
+  web=$rel-kube-fledged-webhook-server; ctl=$rel-kube-fledged-controller
+  assert_eq "kf-controller" "$(kubectl -n "$rns" get deploy "$ctl" -o jsonpath='{.spec.selector.matchLabels.app\.kubernetes\.io/part-of}')"
+  assert_eq "" "$(kubectl get crd imagecaches.kubefledged.io -o jsonpath='{.spec.versions[0].subresources}')" "upstream's CRD has no subresources"
+  f=$E2E_LOG.ic.yaml
+  ic_yaml imagecache1 "$E2E_NS" "\"${img[0]}\"" "\"${img[1]}\"" > "$f"
+  wait_until 60 webhook_answers "$f" || fail "upstream's webhook does not answer: $(kubectl apply --dry-run=server -f "$f" 2>&1)"
+  t0=$(date +%s)
+  assert_contains "$(try_apply "$f")" "imagecache.kubefledged.io/imagecache1 created"
+  ic_wait_op_since imagecache1 ImageCacheCreate Succeeded "$t0"
+  expect_seed_placement "${img[0]}" "${img[1]}"
+
+  # the upgrade
+  t=$SECONDS
+  _make helm-upgrade-from-upstream HELM_RELEASE="$rel" HELM_NAMESPACE="$rns" >> "$E2E_LOG.helm" 2>&1 ||
+    { tail -30 "$E2E_LOG.helm"; fail "make helm-upgrade-from-upstream failed"; }
+  log "make helm-upgrade-from-upstream: $((SECONDS - t)) s"
+  out=$(cat "$E2E_LOG.helm")
+  assert_contains "$out" "leave out (they were for upstream's images and its init container, see docs/deploy.md): image.busyboxImageRepository"
+  assert_not_contains "$out" "field is immutable"
+  assert_eq "kube-fledged-0.1.0 2" "$(hhelm list -n "$rns" -o json | jq -r '.[0] | "\(.chart) \(.revision)"')"
+  assert_eq '{"status":{}}' "$(kubectl get crd imagecaches.kubefledged.io -o jsonpath='{.spec.versions[0].subresources}')"
+  assert_eq "" "$(kubectl get clusterrolebindings -l "app.kubernetes.io/instance=$rel" -o json | jq -r '.items[].subjects[] | select(.kind != "ServiceAccount") | .name')" \
+    "non-ServiceAccount subjects left (system:nodes)"
+  assert_eq "null null" "$(kubectl -n "$rns" get deploy "$web" -o json | jq -r '.spec.template.spec | [.initContainers, .containers[0].command] | map(tostring) | join(" ")')" \
+    "webhook Deployment leftovers"
+  ca_synced "$rns" "$web-cert" "$web" || fail "caBundle not exactly the Secret's CA"
+  want=$(hhelm get manifest "$rel" -n "$rns" | kubectl create --dry-run=client -o json -f - |
+    jq -r -s '[.[] | if .kind == "List" then .items[] else . end | select(.kind | test("^(ClusterRole|ClusterRoleBinding|ValidatingWebhookConfiguration)$")) | "\(.kind)/\(.metadata.name)"] | sort | join(" ")')
+  left=$(kubectl get clusterroles,clusterrolebindings,validatingwebhookconfigurations -l "app.kubernetes.io/instance=$rel" -o json |
+    jq -r '[.items[] | "\(.kind)/\(.metadata.name)"] | sort | join(" ")')
+  assert_eq "$want" "$left" "cluster-scoped objects of the release"
+  wait_until 120 bash -c "[ -z \"\$(kubectl -n $rns get pods -o json | jq -r '.items[] | select(.spec.initContainers) | .metadata.name')\" ]" ||
+    fail "pods of upstream's webhook still there"
+  # the cache: same status, whole again, served
+  assert_eq "Succeeded" "$(ic_json imagecache1 '{.status.status}')" "status after the upgrade"
+  ic_wait_op imagecache1 "$(ic_json imagecache1 '{.status.reason}')" Succeeded 60   # (the start-up refresh may have run)
+  wait_until 60 bash -c "! kubectl -n $E2E_NS get imagecache imagecache1 -o json | jq -e '.metadata.annotations[\"kubefledged.io/status\"]' >/dev/null" ||
+    fail "annotation kubefledged.io/status left"
+  ic_yaml imagecache1 "$E2E_NS" "\"${img[0]}\", \"${img[2]}\"" "" | sed '/^  - images: \[\]$/,$d' > "$f.nolist"
+  out=$(try_apply "$f.nolist") && fail "removing a whole list was accepted after the upgrade"
+  denied "$out" "Mismatch in no. of image lists"
+  ic_yaml imagecache1 "$E2E_NS" "\"${img[0]}\", \"${img[2]}\"" "\"${img[1]}\"" > "$f"
+  out=$(try_apply "$f") || fail "an edit was refused after the upgrade: $out"
+  ic_wait_op imagecache1 ImageCacheUpdate Succeeded 120
+  for n in $KF_NODES; do images_on "$n" "${img[0]}" "${img[2]}"; done
+
+  # a value that changes a selector: helm upgrade alone fails, the make target deletes and recreates
+  local extra="--set fullnameOverride=$rel-kube-fledged --set nameOverride=fledged"
+  # shellcheck disable=SC2086
+  out=$(hhelm upgrade "$rel" "$E2E_ROOT/charts/kube-fledged" -n "$rns" --set "image.repository=$repo" \
+    --set "image.tag=${KF_IMAGE##*:}" $extra 2>&1) && fail "helm upgrade changed a Deployment's selector?"
+  assert_contains "$out" "field is immutable"
+  log "plain helm upgrade with nameOverride: ${out:0:200}"
+  _make helm-upgrade-from-upstream HELM_RELEASE="$rel" HELM_NAMESPACE="$rns" HELM_ARGS="$extra" >> "$E2E_LOG.helm" 2>&1 ||
+    { tail -30 "$E2E_LOG.helm"; fail "make helm-upgrade-from-upstream with a new selector failed"; }
+  assert_contains "$(cat "$E2E_LOG.helm")" "deployment/$ctl: selector"
+  assert_eq "fledged" "$(kubectl -n "$rns" get deploy "$ctl" -o jsonpath='{.spec.selector.matchLabels.app\.kubernetes\.io/name}')"
+  assert_eq 1 "$(dep_ready_webhooks "$rns" "app.kubernetes.io/instance=$rel,app.kubernetes.io/part-of=$rel-controller")" "controller ready"
+  out=$(ic_apply after-selector <<< "[{\"images\": [\"${img[2]}\"]}]" 2>&1) || fail "refused after the selector change: $out"
+  ic_wait_op after-selector ImageCacheCreate Succeeded 120
+}
