@@ -69,24 +69,31 @@ static void prune(json_t *status)
 	}
 }
 
+/* What a write leaves on upstream's CRD: st's extras in the annotation (ic_compat_stash), the rest of st
+ * pruned to upstream's fields, as obj's status (st is consumed). */
+static void store_on_upstream_crd(json_t *obj, json_t *st)
+{
+	char *stash = ic_compat_stash(st, "ns/c1");
+	assert_null(json_object_get(st, "conditions"));
+	assert_null(json_object_get(st, "appliedSpec"));
+	assert_null(json_object_get(st, "progress"));
+	prune(st);
+	json_object_set_new(obj, "status", st);
+	json_object_set_new(json_object_get(obj, "metadata"), "annotations",
+			    json_pack("{s:s}", IC_ANNOTATION_STATUS, stash));
+	free(stash);
+}
+
 static void pruned_fields_round_trip_through_the_annotation(void **state)
 {
 	(void)state;
 	json_t *obj = cache("{\"cacheSpec\": [{\"images\": [\"a:1\"]}]}", 7);
 	long long g = ic_generation(1, obj);
-	json_t *st = decorated_status(g);
-	/* written: the extras leave the status for the annotation */
-	char *stash = ic_compat_stash(st, "ns/c1");
-	assert_null(json_object_get(st, "conditions"));
-	assert_null(json_object_get(st, "appliedSpec"));
-	assert_null(json_object_get(st, "progress"));
-	assert_non_null(strstr(stash, "\"appliedSpec\":{\"cacheSpec\":[{\"images\":[\"a:1\"]}]}"));
-	/* stored: upstream's CRD pruned nothing more; the generation went up (no status subresource) */
-	prune(st);
-	json_object_set_new(obj, "status", st);
+	/* written and stored: the extras in the annotation, and the generation went up (no status subresource) */
+	store_on_upstream_crd(obj, decorated_status(g));
+	assert_non_null(strstr(kf_jstr(obj, "metadata", "annotations", IC_ANNOTATION_STATUS, NULL),
+			       "\"appliedSpec\":{\"cacheSpec\":[{\"images\":[\"a:1\"]}]}"));
 	json_object_set_new(json_object_get(obj, "metadata"), "generation", json_integer(8));
-	json_object_set_new(json_object_get(obj, "metadata"), "annotations",
-			    json_pack("{s:s}", IC_ANNOTATION_STATUS, stash));
 	/* read back: the sync sees its conditions again, and they speak for the current spec */
 	json_t *keep = json_incref(obj);
 	json_t *view = ic_compat_view(1, obj);
@@ -105,19 +112,13 @@ static void pruned_fields_round_trip_through_the_annotation(void **state)
 	assert_true(ic_status_observed_generation(json_object_get(view, "status")) != ic_generation(1, view));
 	json_decref(view);
 	json_decref(keep);
-	free(stash);
 }
 
 static void back_on_our_crd_the_generation_is_translated(void **state)
 {
 	(void)state;
 	json_t *obj = cache("{\"cacheSpec\": [{\"images\": [\"a:1\"]}]}", 12);
-	json_t *st = decorated_status(ic_spec_generation(obj));
-	char *stash = ic_compat_stash(st, "ns/c1");
-	prune(st);
-	json_object_set_new(obj, "status", st);
-	json_object_set_new(json_object_get(obj, "metadata"), "annotations",
-			    json_pack("{s:s}", IC_ANNOTATION_STATUS, stash));
+	store_on_upstream_crd(obj, decorated_status(ic_spec_generation(obj)));
 	json_t *edited = json_deep_copy(obj);
 	json_array_append_new(kf_jget(edited, "spec", "cacheSpec", NULL), json_pack("{s:[s]}", "images", "b:1"));
 	/* applied spec = current spec: observedGeneration = metadata.generation, nothing to do */
@@ -138,7 +139,6 @@ static void back_on_our_crd_the_generation_is_translated(void **state)
 	json_decref(same);
 	json_decref(whole);
 	json_decref(obj);
-	free(stash);
 }
 
 static void without_or_with_a_bad_annotation_the_object_is_itself(void **state)
