@@ -71,6 +71,11 @@ struct ic_recent {
 void ic_recent_note(struct ic_controller *ctl, const char *node, const char *image, int present);
 int ic_recent_lookup(void *ctl, const char *node, const char *canonical_image);
 
+/* ic_write.c: the status written whole (0 or -1, logged); an annotation removed (0, also when the object is
+ * gone, or -1). obj is the cache as the sync sees it (borrowed); the write is noted in st. */
+int ic_write_status(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj, json_t *status);
+int ic_remove_annotation(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj, const char *annotation);
+
 /* ic_sync.c */
 int ic_sync(struct ic_controller *ctl, const char *key, int64_t *requeue_ms);
 void ic_op_free(struct ic_controller *ctl, struct ic_op *op);

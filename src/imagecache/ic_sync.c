@@ -49,183 +49,6 @@ static int has_annotation(json_t *obj, const char *key)
 	return kf_jget(obj, "metadata", "annotations", key, NULL) != NULL;
 }
 
-static void note_write(struct ic_controller *ctl, struct ic_cache_state *st, json_t *written)
-{
-	const char *rv = meta(written, "resourceVersion");
-	pthread_mutex_lock(&ctl->mu);
-	free(st->written_rv);
-	st->written_rv = rv ? xstrdup(rv) : NULL;
-	st->written_seen = 0;
-	st->written_ms = kf_now_ms();
-	pthread_mutex_unlock(&ctl->mu);
-}
-
-/* PUT of a fresh copy of the cache with edit() applied, again on 409: for RBAC that grants update but not
- * patch of imagecaches (upstream's ClusterRole). Such writes pass the webhook, as all of upstream's did. */
-static json_t *update_cache(struct ic_controller *ctl, const char *ns, const char *name,
-			    void (*edit)(json_t *obj, void *arg), void *arg, struct kube_err *err)
-{
-	struct strbuf path = STRBUF_INIT;
-	json_t *res = NULL;
-	kube_path(&path, &IC_RESOURCE, ns, name, NULL);
-	for (int attempt = 0; attempt < 5 && !res; attempt++) {
-		json_t *cur = kube_get(ctl->c, path.buf, err);
-		if (!cur)
-			break;
-		edit(cur, arg);
-		res = kube_update(ctl->c, path.buf, cur, err);
-		json_decref(cur);
-		if (!res && !kube_err_is_conflict(err))
-			break;
-	}
-	sb_release(&path);
-	return res;
-}
-
-/* A PATCH of the main resource refused with 403: from now on, update instead. */
-static int patch_forbidden(struct ic_controller *ctl, const struct kube_err *err)
-{
-	if (err->code != 403)
-		return 0;
-	if (!atomic_exchange(&ctl->patch_forbidden, 1))
-		LOG_WARN("patching imagecaches is forbidden (%s): writing them with get + update instead (upstream's "
-			 "ClusterRole grants update only)", err->msg);
-	return 1;
-}
-
-struct status_edit {
-	json_t *status;    /* borrowed */
-	const char *stash; /* IC_ANNOTATION_STATUS value, or NULL */
-};
-
-static void set_annotation(json_t *obj, const char *key, const char *value)
-{
-	json_t *m = json_object_get(obj, "metadata"), *a = json_object_get(m, "annotations");
-	if (!json_is_object(a)) {
-		a = json_object();
-		json_object_set_new(m, "annotations", a);
-	}
-	json_object_set_new(a, key, json_string(value));
-}
-
-static void edit_status(json_t *obj, void *arg)
-{
-	struct status_edit *e = arg;
-	json_object_set(obj, "status", e->status);
-	if (e->stash)
-		set_annotation(obj, IC_ANNOTATION_STATUS, e->stash);
-}
-
-static void edit_drop_annotation(json_t *obj, void *arg)
-{
-	json_object_del(kf_jget(obj, "metadata", "annotations", NULL), (const char *)arg);
-}
-
-static int remove_annotation(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj,
-			     const char *annotation);
-
-/* Replaces .status through the status subresource. With upstream's CRD (no subresource: learnt at start from
- * API discovery, or from a 404 here) it writes the main resource, the fields that CRD would prune going to
- * IC_ANNOTATION_STATUS (ic_compat.h). A JSON patch "add" of /status replaces it whole, as upstream's PUT
- * did, without a resourceVersion precondition: the leader is the only status writer. Where RBAC refuses the
- * patch (upstream's ClusterRole), a get + update. */
-static int write_status(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj, json_t *status)
-{
-	const char *ns = meta(obj, "namespace"), *name = meta(obj, "name");
-	struct strbuf path = STRBUF_INIT, key = STRBUF_INIT;
-	struct kube_err err;
-	json_t *body = NULL;
-	char *stash = NULL;
-	int rc = -1, compat = 0;
-	sb_addf(&key, "%s/%s", ns, name);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		compat = atomic_load(&ctl->no_status_subresource);
-		json_decref(body);
-		free(stash);
-		body = json_deep_copy(status);
-		stash = compat ? ic_compat_stash(body, key.buf) : NULL;
-		struct status_edit e = { body, stash };
-		json_t *res = NULL;
-		if (!compat || !atomic_load(&ctl->patch_forbidden)) {
-			json_t *patch = json_pack("[{s:s, s:s, s:O}]", "op", "add", "path", "/status", "value", body);
-			if (stash && json_is_object(kf_jget(obj, "metadata", "annotations", NULL)))
-				json_array_append_new(patch, json_pack("{s:s, s:s, s:s}", "op", "add", "path",
-								       "/metadata/annotations/kubefledged.io~1status",
-								       "value", stash));
-			else if (stash)
-				json_array_append_new(patch, json_pack("{s:s, s:s, s:{s:s}}", "op", "add", "path",
-								       "/metadata/annotations", "value",
-								       IC_ANNOTATION_STATUS, stash));
-			sb_reset(&path);
-			kube_path(&path, &IC_RESOURCE, ns, name, compat ? NULL : "status");
-			res = kube_patch(ctl->c, path.buf, patch, "application/json-patch+json", &err);
-			json_decref(patch);
-		}
-		if (!res && compat && (atomic_load(&ctl->patch_forbidden) || patch_forbidden(ctl, &err)))
-			res = update_cache(ctl, ns, name, edit_status, &e, &err);
-		if (res) {
-			note_write(ctl, st, res);
-			json_decref(res);
-			atomic_fetch_add(&ctl->n_status_writes, 1);
-			rc = 0;
-			break;
-		}
-		if (kube_err_is_not_found(&err) && !compat) {
-			/* is it the object or the subresource that is missing? */
-			struct kube_err e2;
-			sb_reset(&path);
-			kube_path(&path, &IC_RESOURCE, ns, name, NULL);
-			json_t *o = kube_get(ctl->c, path.buf, &e2);
-			if (o) {
-				LOG_WARN("imagecaches have no status subresource; writing status through the main "
-					 "resource (install the CRD from deploy/ to fix this)");
-				atomic_store(&ctl->no_status_subresource, 1);
-				json_decref(o);
-				continue;
-			}
-		}
-		LOG_ERROR("ImageCache %s: status write failed (HTTP %ld): %s", key.buf, err.code, err.msg);
-		break;
-	}
-	/* back on our CRD: the annotation that carried the pruned fields has served its turn */
-	if (rc == 0 && !compat && ic_compat_has_stash(obj) && remove_annotation(ctl, st, obj, IC_ANNOTATION_STATUS) == 0)
-		LOG_INFO("ImageCache %s: status is whole again (status subresource); annotation %s removed", key.buf,
-			 IC_ANNOTATION_STATUS);
-	sb_release(&path);
-	sb_release(&key);
-	json_decref(body);
-	free(stash);
-	return rc;
-}
-
-static int remove_annotation(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj,
-			     const char *annotation)
-{
-	struct strbuf path = STRBUF_INIT;
-	kube_path(&path, &IC_RESOURCE, meta(obj, "namespace"), meta(obj, "name"), NULL);
-	struct kube_err err;
-	json_t *res = NULL;
-	if (!atomic_load(&ctl->patch_forbidden)) {
-		json_t *patch = json_pack("{s:{s:{s:n}}}", "metadata", "annotations", annotation);
-		res = kube_patch(ctl->c, path.buf, patch, "application/merge-patch+json", &err);
-		json_decref(patch);
-	}
-	if (!res && (atomic_load(&ctl->patch_forbidden) || patch_forbidden(ctl, &err)))
-		res = update_cache(ctl, meta(obj, "namespace"), meta(obj, "name"), edit_drop_annotation,
-				   (void *)annotation, &err);
-	sb_release(&path);
-	if (!res) {
-		if (kube_err_is_not_found(&err))
-			return 0;
-		LOG_ERROR("ImageCache %s/%s: removing annotation %s failed (HTTP %ld): %s", meta(obj, "namespace"),
-			  meta(obj, "name"), annotation, err.code, err.msg);
-		return -1;
-	}
-	note_write(ctl, st, res);
-	json_decref(res);
-	return 0;
-}
-
 static int delete_job(struct ic_controller *ctl, const char *ns, const char *name)
 {
 	struct strbuf path = STRBUF_INIT;
@@ -338,7 +161,7 @@ static int report_invalid(struct ic_controller *ctl, struct ic_cache_state *st, 
 	LOG_WARN("ImageCache %s/%s cannot be processed: %s", meta(obj, "namespace"), meta(obj, "name"), msg);
 	json_t *st_json = ic_status_invalid(msg, time(NULL));
 	ic_status_decorate(st_json, status, gen, NULL, time(NULL));
-	int rc = write_status(ctl, st, obj, st_json);
+	int rc = ic_write_status(ctl, st, obj, st_json);
 	if (rc == 0)
 		kube_event(ctl->rec, obj, "Warning", IC_REASON_SPEC_INVALID, "%s", msg);
 	json_decref(st_json);
@@ -430,7 +253,7 @@ int ic_sync(struct ic_controller *ctl, const char *key, int64_t *requeue_ms)
 				 reason ? reason : "?");
 			json_t *ab = ic_status_aborted(status, time(NULL));
 			ic_status_decorate(ab, status, observed >= 0 ? observed : gen, NULL, time(NULL));
-			rc = write_status(ctl, st, obj, ab);
+			rc = ic_write_status(ctl, st, obj, ab);
 			json_decref(ab);
 			*requeue_ms = 1;
 			goto out_spec;
@@ -456,7 +279,7 @@ int ic_sync(struct ic_controller *ctl, const char *key, int64_t *requeue_ms)
 		if (type == IC_OP_REFRESH && has_annotation(obj, IC_ANNOTATION_REFRESH))
 			ann = IC_ANNOTATION_REFRESH;
 	} else if (owed) {
-		if (!has_annotation(obj, owed) || (rc = remove_annotation(ctl, st, obj, owed)) == 0) {
+		if (!has_annotation(obj, owed) || (rc = ic_remove_annotation(ctl, st, obj, owed)) == 0) {
 			pthread_mutex_lock(&ctl->mu);
 			st->remove_annotation = NULL;
 			pthread_mutex_unlock(&ctl->mu);
@@ -471,7 +294,7 @@ int ic_sync(struct ic_controller *ctl, const char *key, int64_t *requeue_ms)
 		/* back on our CRD after upstream's: the status the annotation completed goes whole to the status
 		 * subresource, and write_status drops the annotation */
 		json_t *whole = json_deep_copy(status);
-		rc = write_status(ctl, st, obj, whole);
+		rc = ic_write_status(ctl, st, obj, whole);
 		json_decref(whole);
 		*requeue_ms = rc == 0 ? 1 : 0;
 		goto out_spec;
@@ -487,7 +310,7 @@ int ic_sync(struct ic_controller *ctl, const char *key, int64_t *requeue_ms)
 		json_t *adopted = json_deep_copy(status);
 		json_t *applied = applied_spec_of(&spec);
 		ic_status_decorate(adopted, status, gen, applied, time(NULL));
-		rc = write_status(ctl, st, obj, adopted);
+		rc = ic_write_status(ctl, st, obj, adopted);
 		json_decref(adopted);
 		json_decref(applied);
 		*requeue_ms = rc == 0 ? 1 : 0;
@@ -587,7 +410,7 @@ static int start_op(struct ic_controller *ctl, struct ic_cache_state *st, json_t
 	json_t *proc = ic_status_processing(type, op->start);
 	ic_status_decorate(proc, status, gen, NULL, op->start);
 	ic_status_set_progress(proc, op->tasks, op->n);
-	if (write_status(ctl, st, obj, proc) < 0) {
+	if (ic_write_status(ctl, st, obj, proc) < 0) {
 		json_decref(proc);
 		ic_op_free(ctl, op);
 		return -1;
@@ -686,7 +509,7 @@ static int finish_op(struct ic_controller *ctl, struct ic_cache_state *st, json_
 	json_t *final = ic_status_final(op->type, op->tasks, op->n, op->start, now);
 	ic_status_decorate(final, status, op->generation, op->applied, now);
 	ic_status_set_progress(final, op->tasks, op->n);
-	if (write_status(ctl, st, obj, final) < 0) {
+	if (ic_write_status(ctl, st, obj, final) < 0) {
 		json_decref(final);
 		return -1;
 	}
@@ -805,7 +628,7 @@ static int continue_op(struct ic_controller *ctl, struct ic_cache_state *st, jso
 		if (proc && !strcmp(kf_jstr(proc, "status", NULL) ? kf_jstr(proc, "status", NULL) : "",
 				    IC_STATUS_PROCESSING)) {
 			ic_status_set_progress(proc, op->tasks, op->n);
-			if (write_status(ctl, st, obj, proc) == 0) {
+			if (ic_write_status(ctl, st, obj, proc) == 0) {
 				op->last_progress_ms = now;
 				op->last_progress_done = done;
 			}
