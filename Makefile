@@ -113,7 +113,7 @@ IMAGE ?=
 HELM_RELEASE ?= kube-fledged
 HELM_NAMESPACE ?= kube-fledged
 HELM_ARGS ?=
-.PHONY: deploy-using-yaml remove-kubefledged helm-lint helm-install helm-uninstall
+.PHONY: deploy-using-yaml remove-kubefledged helm-lint helm-install helm-uninstall helm-upgrade-from-upstream
 
 ## deploy-using-yaml  install from deploy/ (IMAGE=ref; default on the test bed: $REGISTRY/kubefledged/kubefledged:$(IMAGE_TAG)); re-run safely
 deploy-using-yaml:
@@ -135,3 +135,8 @@ helm-install:
 ## helm-uninstall   helm uninstall HELM_RELEASE (the CRD stays, as Helm does)
 helm-uninstall:
 	@HELM_RELEASE='$(HELM_RELEASE)' HELM_NAMESPACE='$(HELM_NAMESPACE)' hack/deploy.sh helm-uninstall
+
+## helm-upgrade-from-upstream  a release of upstream's chart (HELM_RELEASE, HELM_NAMESPACE) to ours: the CRD first, then helm upgrade (HELM_ARGS: your values)
+helm-upgrade-from-upstream:
+	@IMAGE='$(IMAGE)' IMAGE_TAG='$(IMAGE_TAG)' HELM_RELEASE='$(HELM_RELEASE)' HELM_NAMESPACE='$(HELM_NAMESPACE)' \
+	  HELM_ARGS='$(HELM_ARGS)' hack/deploy.sh helm-upgrade-from-upstream

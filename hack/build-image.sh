@@ -2,6 +2,9 @@
 # build-image.sh - builds the kubefledged OCI image WITHOUT Docker, for one or several architectures
 # (linux/amd64, linux/arm64, linux/arm/v7), each a distroless-style root filesystem holding only
 #   /usr/bin/kubefledged            the CMake build's binary for that architecture (stripped copy); the entry point
+#   /opt/bin/kubefledged-controller, /opt/bin/kubefledged-webhook-server
+#                                   symlinks to it: upstream's entry points, so that upstream's manifests run
+#                                   this image unchanged (the binary dispatches on the name it was started as)
 #   /bin/echo, /bin/cp              the static multi-call helper (pull Jobs: `cp /bin/echo /tmp/bin`)
 #   /usr/lib/<triplet>/*.so*        exactly the shared libraries the binary needs (its ELF NEEDED entries,
 #                                   recursively) plus the dynamic loader, taken from that architecture's
@@ -234,7 +237,7 @@ build_one() { # ARCH
   [ -n "$interp" ] || die "$bin has no program interpreter (not dynamically linked?)"
 
   root=$work/rootfs-$arch
-  mkdir -p "$root"/{bin,etc/ssl/certs,tmp,usr/bin,usr/lib/$triplet,usr/share/doc}
+  mkdir -p "$root"/{bin,etc/ssl/certs,opt/bin,tmp,usr/bin,usr/lib/$triplet,usr/share/doc}
   ln -s usr/lib "$root/lib"
   local -A pkgs=()
 
@@ -273,6 +276,8 @@ build_one() { # ARCH
     cp "$bin" "$root/usr/bin/kubefledged"
   fi
   chmod 0755 "$root/usr/bin/kubefledged"
+  ln -s ../../usr/bin/kubefledged "$root/opt/bin/kubefledged-controller"
+  ln -s ../../usr/bin/kubefledged "$root/opt/bin/kubefledged-webhook-server"
   install -m 0755 "$hlp" "$root/bin/echo"
   ln "$root/bin/echo" "$root/bin/cp"
   printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$root/etc/passwd"
@@ -296,6 +301,8 @@ build_one() { # ARCH
     out=$(chroot "$root" "${run[@]}" /usr/bin/kubefledged version 2>&1) ||
       die "$arch: the image's kubefledged does not start (missing library?): $out"
     [ "$(chroot "$root" "${run[@]}" /bin/echo ok)" = ok ] || die "$arch: the image's /bin/echo does not run"
+    chroot "$root" "${run[@]}" /opt/bin/kubefledged-controller --help 2>&1 | grep -q -- '--leader-elect' ||
+      die "$arch: the image's /opt/bin/kubefledged-controller does not start the controller"
     rm -f "$root/.qemu"
     echo "build-image: $arch: $(echo "$out" | head -1)" >&2
   fi

@@ -18,6 +18,17 @@
 #   hack/deploy.sh helm-install    make helm-install: helm upgrade --install of charts/kube-fledged, then wait
 #                                  for the webhook's caBundle
 #   hack/deploy.sh helm-uninstall  make helm-uninstall: helm uninstall --wait (the CRD stays, as Helm does)
+#   hack/deploy.sh helm-upgrade-from-upstream
+#                                  make helm-upgrade-from-upstream: upgrade a release installed with upstream
+#                                  kube-fledged's chart (or any earlier one) to charts/kube-fledged. `helm
+#                                  upgrade` alone never touches the CRD, so first the CRD is replaced by the
+#                                  chart's (status subresource, printer columns; every ImageCache keeps its
+#                                  status); then a Deployment whose selector the new chart changes (they are
+#                                  immutable; upstream's own selectors are kept, so only nameOverride and the
+#                                  like change them) is deleted, for helm to create it again; then
+#                                  helm-install. The release's previous values are not reused: HELM_ARGS
+#                                  gives the new ones, and the ones upstream's chart needed that would break
+#                                  this one are named.
 #
 # IMAGE=ref    the kubefledged image for the controller, the webhook and the Jobs' helpers. yaml-apply puts
 #              it in place of the placeholder docker.io/kubefledged/kubefledged:v0.1.0 on the fly (the files
@@ -168,12 +179,19 @@ helm_lint() {
   say "helm template: $(grep -c '^kind:' <<< "$out") objects rendered in 4 configurations"
 }
 
-helm_install() {
-  local set=()
+# image_sets: the --set arguments that put IMAGE (REPOSITORY:TAG) in the chart, into the array HELM_SET
+image_sets() {
+  HELM_SET=()
   if [ -n "${IMAGE:-}" ]; then
     [[ $IMAGE != *@* && ${IMAGE##*:} != */* && $IMAGE == *:* ]] || { echo "deploy: IMAGE must be REPOSITORY:TAG for helm, got $IMAGE" >&2; exit 2; }
-    set=(--set "image.repository=${IMAGE%:*}" --set "image.tag=${IMAGE##*:}")
+    HELM_SET=(--set "image.repository=${IMAGE%:*}" --set "image.tag=${IMAGE##*:}")
   fi
+}
+
+helm_install() {
+  local set
+  image_sets
+  set=("${HELM_SET[@]}")
   # The test bed's runtime sockets are in its cluster directory (see render).
   [ -z "${CLUSTER_DIR:-}" ] || set+=(--set "agent.extraHostPaths[0]=$CLUSTER_DIR")
   say "helm upgrade --install $RELEASE into namespace $HELM_NS${IMAGE:+, image $IMAGE}"
@@ -206,6 +224,52 @@ helm_uninstall() {
   say "  kubectl delete crd imagecaches.kubefledged.io nodeimagecaches.kubefledged.io"
 }
 
+helm_upgrade_from_upstream() {
+  local rel chart crd=$CHART/crds/kubefledged-crd.yaml vals stale manifest name want have
+  rel=$(helm list -n "$HELM_NS" --filter "^$RELEASE\$" -o json)
+  [ "$(jq length <<< "$rel")" = 1 ] || { echo "deploy: no Helm release $RELEASE in namespace $HELM_NS (see helm list -A)" >&2; exit 1; }
+  chart=$(jq -r '.[0].chart' <<< "$rel")
+  say "release $RELEASE in namespace $HELM_NS: chart $chart, status $(jq -r '.[0].status' <<< "$rel"); upgrading to charts/kube-fledged"
+
+  # 1. values: the old release's are not reused; say which of them would mean something else now
+  vals=$(helm get values "$RELEASE" -n "$HELM_NS" -o json)
+  [ "$vals" != null ] || vals='{}'
+  stale=$(jq -r '[paths(scalars) | map(tostring) | join(".")] | map(select(test(
+    "^(command\\.|image\\.kubefledged|image\\.busybox|args\\.webhookServer(CertFile|KeyFile|Port)$|webhookService\\.targetPort$|validatingWebhookCABundle$)"))) | join(", ")' <<< "$vals")
+  if [ "$vals" != "{}" ]; then
+    say "the release's own values are not carried over; give the ones you still want in HELM_ARGS (e.g. -f values.yaml): $(jq -c . <<< "$vals")"
+  fi
+  [ -z "$stale" ] || say "of those, leave out (they were for upstream's images and its init container, see docs/deploy.md): $stale"
+
+  # 2. the CRD, which helm upgrade never touches: replaced whole (an apply would keep upstream's status
+  # schema, whose required fields and pruning stay), saved for later kubectl applies
+  if kubectl get crd imagecaches.kubefledged.io >/dev/null 2>&1; then
+    kubectl replace --save-config -f "$crd"
+  else
+    kubectl create --save-config -f "$crd"
+  fi
+  kubectl wait --for=condition=Established --timeout=60s crd/imagecaches.kubefledged.io >/dev/null
+  say "CRD imagecaches.kubefledged.io is the chart's: subresources $(kubectl get crd imagecaches.kubefledged.io -o jsonpath='{.spec.versions[0].subresources}')"
+
+  # 3. Deployments whose selector would change: deleted, helm creates them again
+  image_sets
+  # shellcheck disable=SC2086  # HELM_ARGS is a list of words on purpose
+  manifest=$(helm template "$RELEASE" "$CHART" -n "$HELM_NS" --skip-crds "${HELM_SET[@]}" ${HELM_ARGS:-} |
+    kubectl create --dry-run=client -o json -f - | jq -c 'if .kind == "List" then .items[] else . end | select(.kind == "Deployment") | {name: .metadata.name, sel: .spec.selector}')
+  while IFS= read -r d; do
+    [ -n "$d" ] || continue
+    name=$(jq -r .name <<< "$d"); want=$(jq -cS .sel <<< "$d")
+    have=$(kubectl -n "$HELM_NS" get deployment "$name" -o json 2>/dev/null | jq -cS .spec.selector) || continue
+    [ "$have" != "$want" ] || continue
+    say "deployment/$name: selector $have becomes $want, which Kubernetes refuses to change (\"field is immutable\"): deleting it, helm creates it again"
+    kubectl -n "$HELM_NS" delete deployment "$name" --wait=true --timeout="$TIMEOUT"
+  done <<< "$manifest"
+
+  # 4. the chart
+  helm_install
+  say "release $RELEASE upgraded from $chart to $(helm list -n "$HELM_NS" --filter "^$RELEASE\$" -o json | jq -r '.[0].chart')"
+}
+
 case ${1:-} in
   yaml-apply) do_apply ;;
   yaml-remove) do_remove ;;
@@ -213,5 +277,6 @@ case ${1:-} in
   helm-lint) helm_lint ;;
   helm-install) helm_install ;;
   helm-uninstall) helm_uninstall ;;
+  helm-upgrade-from-upstream) helm_upgrade_from_upstream ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -5,7 +5,10 @@
  * Runs in cluster with its service account, or anywhere with --kubeconfig. SIGTERM or SIGINT stop it
  * gracefully (workers finish their sync, the lease is released); a second signal exits at once. A lost
  * lease fences the API client at once (no write goes out after it) and the process exits 1 within
- * a few seconds. */
+ * a few seconds.
+ *
+ * Started as upstream's /opt/bin/kubefledged-controller (cmd_upstream_controller), --leader-elect defaults
+ * to false, as upstream ran without leader election and its ClusterRole grants no Lease rights. */
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -69,8 +72,9 @@ static const char *env_or(const char *name, const char *def)
 	return v && *v ? v : def;
 }
 
-int cmd_controller(int argc, char **argv)
+static int run_controller(int argc, char **argv, int upstream)
 {
+	const char *cmd = upstream ? "kubefledged-controller" : "kubefledged controller";
 	int64_t deadline_ms, refresh_ms, lease_ms, renew_ms, retry_ms;
 	char *pull_policy, *sa, *priority, *retention, *cri_socket, *kubeconfig, *master, *context, *lease_name,
 		*lease_ns, *tolerations_text, *resources_text, *mode, *agent_sa;
@@ -118,8 +122,10 @@ int cmd_controller(int argc, char **argv)
 		  "$KUBECONFIG, ~/.kube/config)" },
 		{ "master", FLAG_STRING, &master, "", "API server URL, overriding the kubeconfig's" },
 		{ "context", FLAG_STRING, &context, "", "kubeconfig context (default: current-context)" },
-		{ "leader-elect", FLAG_BOOL, &leader_elect, "true",
-		  "elect a leader with a Lease, so that several replicas are safe" },
+		{ "leader-elect", FLAG_BOOL, &leader_elect, upstream ? "false" : "true",
+		  upstream ? "elect a leader with a Lease, so that several replicas are safe (needs Lease rights, "
+			     "which upstream's ClusterRole lacks)"
+			   : "elect a leader with a Lease, so that several replicas are safe" },
 		{ "leader-elect-lease-duration", FLAG_DURATION, &lease_ms, "15s", "lease duration" },
 		{ "leader-elect-renew-deadline", FLAG_DURATION, &renew_ms, "10s", "leader gives up after failing "
 		  "to renew for this long" },
@@ -139,7 +145,7 @@ int cmd_controller(int argc, char **argv)
 	int rc = 1;
 	int npos = flags_parse(tab, argc, argv, &err);
 	if (npos < 0) {
-		fprintf(stderr, "kubefledged controller: %s (see --help)\n", err.buf);
+		fprintf(stderr, "%s: %s (see --help)\n", cmd, err.buf);
 		rc = 2;
 		goto out;
 	}
@@ -153,7 +159,7 @@ int cmd_controller(int argc, char **argv)
 		goto out;
 	}
 	if (npos > 0) {
-		fprintf(stderr, "kubefledged controller: unexpected argument \"%s\"\n", argv[0]);
+		fprintf(stderr, "%s: unexpected argument \"%s\"\n", cmd, argv[0]);
 		rc = 2;
 		goto out;
 	}
@@ -186,7 +192,7 @@ int cmd_controller(int argc, char **argv)
 		snprintf(bad, sizeof bad, "--image-pull-deadline-duration=%lldms: must be more than 0s",
 			 (long long)deadline_ms);
 	if (*bad) {
-		fprintf(stderr, "kubefledged controller: invalid value %s\n", bad);
+		fprintf(stderr, "%s: invalid value %s\n", cmd, bad);
 		rc = 2;
 		goto out;
 	}
@@ -320,4 +326,14 @@ out:
 	flags_free(tab);
 	sb_release(&err);
 	return rc;
+}
+
+int cmd_controller(int argc, char **argv)
+{
+	return run_controller(argc, argv, 0);
+}
+
+int cmd_upstream_controller(int argc, char **argv)
+{
+	return run_controller(argc, argv, 1);
 }

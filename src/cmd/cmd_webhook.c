@@ -10,6 +10,9 @@
  *                 CERT_KEY_PATH ending in "/", VALIDATING_WEBHOOK_CONFIG): writes <path>tls.crt and
  *                 <path>tls.key and sets the caBundle, then exits; but the pair comes from the shared
  *                 Secret instead of a CA minted at every start, so restarts and replicas agree.
+ *                 Started as upstream's /opt/bin/kubefledged-webhook-server (cmd_upstream_webhook_server)
+ *                 and without --tls-secret, it keeps upstream's contract to the letter instead, with the
+ *                 rights upstream's ClusterRole grants: see webhook/wh_initserver.h.
  * SIGTERM/SIGINT: /readyz turns 503, requests in flight finish (up to --shutdown-grace), exit 0. */
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +32,7 @@
 #ifdef HAVE_KFKUBE
 #include "kube/kube_config.h"
 #include "webhook/wh_certmgr.h"
+#include "webhook/wh_initserver.h"
 #endif
 
 #define DEFAULT_SECRET "kubefledged-webhook-server-cert"
@@ -44,7 +48,8 @@ static struct flag flag_table[] = {
 	{ "key-file", FLAG_STRING, &f_key, "", "PEM private key of --cert-file" },
 	{ "port", FLAG_INT, &f_port, "443", "HTTPS port" },
 	{ "init-server", FLAG_BOOL, &f_init, "false",
-	  "write CERT_KEY_PATH{tls.crt,tls.key} from the certificate Secret, set the caBundle, exit (init container)" },
+	  "write CERT_KEY_PATH{tls.crt,tls.key} from the certificate Secret, set the caBundle, exit (init container); "
+	  "started as kubefledged-webhook-server without --tls-secret: upstream's way, a new CA and pair, no Secret" },
 	{ "bind-address", FLAG_STRING, &f_bind, "", "address to listen on; empty = every interface" },
 	{ "threads", FLAG_INT, &f_threads, "4", "worker threads serving requests" },
 	{ "max-connections", FLAG_INT, &f_max_conns, "1000", "open connections at most; more are refused" },
@@ -82,6 +87,7 @@ static const char *env_or(const char *flag_value, const char *env, const char *d
 }
 
 static volatile int g_stop;
+static int g_upstream; /* started as upstream's kubefledged-webhook-server */
 
 #ifdef HAVE_KFKUBE
 static struct kube_client *make_client(struct strbuf *err)
@@ -106,6 +112,36 @@ static void fill_certmgr_opts(struct wh_certmgr_opts *o, struct kube_client *c)
 	o->vwc = env_or(f_vwc, "VALIDATING_WEBHOOK_CONFIG", "");
 	o->ca_validity_s = f_ca_validity_ms / 1000;
 	o->cert_validity_s = f_cert_validity_ms / 1000;
+}
+
+/* --init-server as upstream's entry point: a fresh pair into CERT_KEY_PATH, the caBundle by GET + UPDATE. */
+static int run_init_upstream(void)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct kube_client *c = make_client(&err);
+	int rc = 1;
+	if (!c) {
+		LOG_ERROR("--init-server: %s", err.buf);
+		goto out;
+	}
+	struct wh_initserver_opts o = {
+		c,
+		getenv("CERT_KEY_PATH"),
+		env_or(f_service, "WEBHOOK_SERVER_SERVICE", DEFAULT_SERVICE),
+		env_or(f_ns, "KUBEFLEDGED_NAMESPACE", kube_client_namespace(c)),
+		env_or(f_vwc, "VALIDATING_WEBHOOK_CONFIG", ""),
+		f_ca_validity_ms / 1000,
+		f_cert_validity_ms / 1000,
+	};
+	if (wh_initserver_run(&o, &err) < 0) {
+		LOG_ERROR("--init-server: %s", err.buf);
+		goto out;
+	}
+	rc = 0;
+out:
+	kube_client_free(c);
+	sb_release(&err);
+	return rc;
 }
 
 /* --init-server: the files and the caBundle from the shared Secret, then exit. */
@@ -207,7 +243,7 @@ int cmd_webhook_server(int argc, char **argv)
 	}
 	if (f_init) {
 #ifdef HAVE_KFKUBE
-		rc = run_init();
+		rc = g_upstream && !flags_find(flag_table, "tls-secret")->set ? run_init_upstream() : run_init();
 #else
 		LOG_ERROR("--init-server needs the Kubernetes client, which this build lacks");
 #endif
@@ -299,4 +335,10 @@ out:
 	flags_free(flag_table);
 	sb_release(&err);
 	return rc;
+}
+
+int cmd_upstream_webhook_server(int argc, char **argv)
+{
+	g_upstream = 1;
+	return cmd_webhook_server(argc, argv);
 }

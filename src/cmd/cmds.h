@@ -10,4 +10,12 @@ int cmd_cri(int argc, char **argv);            /* cmd_cri.c: CRI/Docker image op
 int cmd_agent(int argc, char **argv);          /* cmd_agent.c: the node agent */
 int cmd_agent_sim(int argc, char **argv);      /* cmd_agent_sim.c: many simulated nodes' agents in one process */
 
+/* Upstream's entry points (main.c dispatches on argv[0]): the same commands with upstream's defaults.
+ * kubefledged-controller: --leader-elect defaults to false (upstream had no leader election, and its
+ * ClusterRole grants no Lease rights). kubefledged-webhook-server: --init-server keeps upstream's contract
+ * with upstream's RBAC: a CA and serving pair minted into CERT_KEY_PATH, the caBundle set with get + update
+ * of the ValidatingWebhookConfiguration, no Secret (wh_initserver.h). */
+int cmd_upstream_controller(int argc, char **argv);
+int cmd_upstream_webhook_server(int argc, char **argv);
+
 #endif

@@ -1,4 +1,9 @@
-/* main.c - `kubefledged <subcommand> [flags]`: dispatches to cmd_<subcommand>(). */
+/* main.c - `kubefledged <subcommand> [flags]`: dispatches to cmd_<subcommand>().
+ *
+ * Also answers to upstream kube-fledged's entry points: the image links /opt/bin/kubefledged-controller and
+ * /opt/bin/kubefledged-webhook-server to this binary, and upstream's manifests start those paths with flags
+ * only, so the name it was started under (argv[0]'s basename) selects the subcommand, with upstream's
+ * defaults where ours differ (see cmds.h). */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +24,23 @@ static const struct {
 	{ "version", cmd_version, "print the version" },
 };
 
+/* upstream's binaries, by the name they are started under */
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+} entry_points[] = {
+	{ "kubefledged-controller", cmd_upstream_controller },
+	{ "kubefledged-webhook-server", cmd_upstream_webhook_server },
+};
+
+static int run(int (*fn)(int, char **), int argc, char **argv)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int rc = fn(argc, argv);
+	curl_global_cleanup();
+	return rc;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "kubefledged %s - caches container images on Kubernetes nodes (kube-fledged in C)\n\n"
@@ -30,6 +52,11 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
+	base = base ? base + 1 : argc > 0 ? argv[0] : "";
+	for (size_t i = 0; i < sizeof entry_points / sizeof entry_points[0]; i++)
+		if (!strcmp(base, entry_points[i].name))
+			return run(entry_points[i].fn, argc - 1, argv + 1);
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
@@ -37,12 +64,8 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "--version"))
 		argv[1] = "version";
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-		if (!strcmp(argv[1], commands[i].name)) {
-			curl_global_init(CURL_GLOBAL_DEFAULT);
-			int rc = commands[i].fn(argc - 2, argv + 2);
-			curl_global_cleanup();
-			return rc;
-		}
+		if (!strcmp(argv[1], commands[i].name))
+			return run(commands[i].fn, argc - 2, argv + 2);
 	}
 	fprintf(stderr, "kubefledged: unknown command \"%s\"\n\n", argv[1]);
 	usage(stderr);

@@ -2,7 +2,7 @@
  * by users.
  *
  * The trap: CRI RemoveImage("reg/a:1") removes the whole image, with every other tag and digest that
- * points at it (shared/testbed/env.md 4.5). Upstream kube-fledged's delete Job ran `crictl rmi`, so
+ * points at it (seen on containerd 1.6 on the test bed). Upstream kube-fledged's delete Job ran `crictl rmi`, so
  * purging one ImageCache could remove images another cache (or a workload) still wanted. Here:
  *   1. ImageStatus(ref): absent -> done (idempotent);
  *   2. split the image's references into those that belong to ref (the tag itself, and digest entries

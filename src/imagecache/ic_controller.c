@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ic_compat.h"
 #include "ic_controller_int.h"
 #include "util/imageref.h"
 #include "ic_jobs.h"
@@ -506,6 +507,19 @@ int ic_controller_run(struct ic_controller *ctl, const volatile int *stop)
 	struct kube_informer *infs[] = { ctl->nodes, agent ? ctl->nics : ctl->jobs, agent ? NULL : ctl->pods,
 					 ctl->caches };
 	const char *names[] = { "nodes", agent ? "nodeimagecaches" : "jobs", "pods", "imagecaches" };
+	/* what the installed CRD offers, from API discovery (the writes keep finding it out afterwards) */
+	struct kube_err de;
+	int has_status = ic_compat_has_status_subresource(ctl->c, &de);
+	if (has_status == 0) {
+		atomic_store(&ctl->crd_no_status_subresource, 1);
+		atomic_store(&ctl->crd_probe_ms, kf_now_ms());
+		LOG_WARN("the ImageCache CRD is upstream's (no status subresource): status goes through the main "
+			 "resource, and what that CRD would prune into annotation %s; install the CRD from deploy/ "
+			 "(make deploy-using-yaml) to fix this", IC_ANNOTATION_STATUS);
+	} else if (has_status < 0) {
+		LOG_WARN("API discovery of %s/%s: %s (HTTP %ld); assuming the CRD has its status subresource", IC_GROUP,
+			 IC_VERSION, de.msg, de.code);
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(infs); i++) {
 		if (infs[i] && kube_informer_start(infs[i]) < 0) {
 			LOG_ERROR("cannot start the %s informer", names[i]);

@@ -94,6 +94,7 @@ struct ic_controller {
 	atomic_int crd_no_status_subresource; /* status goes through the main resource */
 	atomic_int crd_prunes_status;         /* our status fields are pruned: they go to IC_ANNOTATION_STATUS */
 	_Atomic int64_t crd_probe_ms;         /* when the status subresource was last looked for */
+	atomic_int patch_forbidden;           /* RBAC refuses PATCH of imagecaches (upstream's): get + update */
 	_Atomic uint64_t n_syncs, n_ops, n_jobs_created, n_jobs_deleted, n_status_writes;
 };
 
@@ -138,6 +139,11 @@ json_t *ic_status_view(json_t *obj);
 /* Whether the spec was edited since the status was written: 1 yes, 0 no, -1 cannot tell (the status was
  * written by upstream kube-fledged). */
 int ic_edit_pending(json_t *obj, json_t *view);
+/* The value of IC_ANNOTATION_STATUS for a status: its conditions, appliedSpec and progress, and spec_hash;
+ * appliedSpec is left out (with a warning) past IC_STATUS_EXT_MAX bytes (annotations are capped at 256 KiB
+ * in all). malloc'd. */
+#define IC_STATUS_EXT_MAX (200 * 1024)
+char *ic_status_ext(json_t *status, const char *spec_hash);
 /* The hash of the spec by which edits are found where generations cannot be used. malloc'd. */
 char *ic_spec_hash(json_t *spec_json);
 /* Replaces the status (and, on a pruning CRD, IC_ANNOTATION_STATUS with spec_hash in it). 0 or -1. */

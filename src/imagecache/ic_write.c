@@ -13,7 +13,11 @@
  *   - a reply without the conditions we sent means the schema prunes them; ours are then kept in the
  *     annotation kubefledged.io/status ({conditions, appliedSpec, progress, specHash}), and edits are
  *     found by the hash of the spec instead of the generation. A reply that keeps them ends that mode.
- * So on upstream's CRD the controller neither loops on its own writes nor misses edits or refreshes.
+ * So on upstream's CRD the controller neither loops on its own writes nor misses edits or refreshes. Once our
+ * CRD is installed, the first status write that keeps our fields removes the annotation.
+ *
+ * Upstream's ClusterRole grants update but not patch of imagecaches: a PATCH of the main resource refused
+ * with 403 switches every later main-resource write to a get + update (again on conflict).
  *
  * A status refused as too large (the object would pass etcd's limit) is written again without the
  * failures detail, so a cache never stays Processing for that reason. */
@@ -93,7 +97,7 @@ int ic_edit_pending(json_t *obj, json_t *view)
 	return rc;
 }
 
-static json_t *ext_for(json_t *status, const char *spec_hash)
+char *ic_status_ext(json_t *status, const char *spec_hash)
 {
 	json_t *ext = json_object();
 	const char *keys[] = { "conditions", "appliedSpec", "progress" };
@@ -102,7 +106,80 @@ static json_t *ext_for(json_t *status, const char *spec_hash)
 			json_object_set(ext, keys[i], json_object_get(status, keys[i]));
 	if (spec_hash)
 		json_object_set_new(ext, "specHash", json_string(spec_hash));
-	return ext;
+	char *text = json_dumps(ext, JSON_COMPACT | JSON_SORT_KEYS);
+	if (strlen(text) > IC_STATUS_EXT_MAX) {
+		LOG_WARN("status.appliedSpec is too big for annotation %s (%zu bytes): left out, so an edit that removes "
+			 "images will not delete them from the nodes until the CRD from deploy/ is installed",
+			 IC_ANNOTATION_STATUS, strlen(text));
+		json_object_del(ext, "appliedSpec");
+		free(text);
+		text = json_dumps(ext, JSON_COMPACT | JSON_SORT_KEYS);
+	}
+	json_decref(ext);
+	return text;
+}
+
+/* ---- get + update, for RBAC that refuses patch (upstream's ClusterRole) ---- */
+
+/* A PATCH of the main resource refused with 403: from now on, get + update instead. */
+static int patch_forbidden(struct ic_controller *ctl, const struct kube_err *err)
+{
+	if (err->code != 403)
+		return 0;
+	if (!atomic_exchange(&ctl->patch_forbidden, 1))
+		LOG_WARN("patching imagecaches is forbidden (%s): writing them with get + update instead (upstream's "
+			 "ClusterRole grants update only)", err->msg);
+	return 1;
+}
+
+/* PUT of a fresh copy of the cache with edit() applied, again on 409. */
+static json_t *update_cache(struct ic_controller *ctl, json_t *obj, void (*edit)(json_t *o, void *arg), void *arg,
+			    struct kube_err *err)
+{
+	struct strbuf path = STRBUF_INIT;
+	json_t *res = NULL;
+	kube_path(&path, &IC_RESOURCE, ic_meta(obj, "namespace"), ic_meta(obj, "name"), NULL);
+	for (int attempt = 0; attempt < 5 && !res; attempt++) {
+		json_t *cur = kube_get(ctl->c, path.buf, err);
+		if (!cur)
+			break;
+		edit(cur, arg);
+		res = kube_update(ctl->c, path.buf, cur, err);
+		json_decref(cur);
+		if (!res && !kube_err_is_conflict(err))
+			break;
+	}
+	sb_release(&path);
+	return res;
+}
+
+static void set_annotation(json_t *obj, const char *key, const char *value)
+{
+	json_t *m = json_object_get(obj, "metadata"), *a = json_object_get(m, "annotations");
+	if (!json_is_object(a)) {
+		a = json_object();
+		json_object_set_new(m, "annotations", a);
+	}
+	if (value)
+		json_object_set_new(a, key, json_string(value));
+	else
+		json_object_del(a, key);
+}
+
+struct status_edit {
+	json_t *status;   /* borrowed; NULL: leave the status */
+	const char *anns[2];
+	const char *values[2]; /* NULL: remove the annotation */
+};
+
+static void edit_cache(json_t *obj, void *arg)
+{
+	struct status_edit *e = arg;
+	if (e->status)
+		json_object_set(obj, "status", e->status);
+	for (int i = 0; i < 2; i++)
+		if (e->anns[i])
+			set_annotation(obj, e->anns[i], e->values[i]);
 }
 
 /* A JSON patch op that sets one annotation, whether or not the object has annotations yet. */
@@ -127,9 +204,15 @@ static int patch_annotation(struct ic_controller *ctl, struct ic_cache_state *st
 	kube_path(&path, &IC_RESOURCE, ic_meta(obj, "namespace"), ic_meta(obj, "name"), NULL);
 	json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", key, value);
 	struct kube_err err;
-	json_t *res = kube_patch(ctl->c, path.buf, patch, "application/merge-patch+json", &err);
+	json_t *res = NULL;
+	if (!atomic_load(&ctl->patch_forbidden))
+		res = kube_patch(ctl->c, path.buf, patch, "application/merge-patch+json", &err);
 	json_decref(patch);
 	sb_release(&path);
+	if (!res && (atomic_load(&ctl->patch_forbidden) || patch_forbidden(ctl, &err))) {
+		struct status_edit e = { NULL, { key, NULL }, { value, NULL } };
+		res = update_cache(ctl, obj, edit_cache, &e, &err);
+	}
 	if (!res) {
 		LOG_ERROR("ImageCache %s/%s: writing annotation %s failed (HTTP %ld): %s", ic_meta(obj, "namespace"),
 			  ic_meta(obj, "name"), key, err.code, err.msg);
@@ -164,18 +247,22 @@ int ic_write_status(struct ic_controller *ctl, struct ic_cache_state *st, json_t
 		}
 		int prunes = atomic_load(&ctl->crd_prunes_status);
 		char *ext_text = NULL;
-		if (prunes && sent_conditions) {
-			json_t *ext = ext_for(body, spec_hash);
-			ext_text = json_dumps(ext, JSON_COMPACT | JSON_SORT_KEYS);
-			json_decref(ext);
+		if (prunes && sent_conditions)
+			ext_text = ic_status_ext(body, spec_hash);
+		json_t *res = NULL;
+		if (!nosub || !atomic_load(&ctl->patch_forbidden)) {
+			json_t *patch = json_pack("[{s:s, s:s, s:O}]", "op", "add", "path", "/status", "value", body);
+			if (nosub && ext_text)
+				json_array_append_new(patch, annotation_op(obj, IC_ANNOTATION_STATUS, ext_text));
+			sb_reset(&path);
+			kube_path(&path, &IC_RESOURCE, ns, name, nosub ? NULL : "status");
+			res = kube_patch(ctl->c, path.buf, patch, "application/json-patch+json", &err);
+			json_decref(patch);
 		}
-		json_t *patch = json_pack("[{s:s, s:s, s:O}]", "op", "add", "path", "/status", "value", body);
-		if (nosub && ext_text)
-			json_array_append_new(patch, annotation_op(obj, IC_ANNOTATION_STATUS, ext_text));
-		sb_reset(&path);
-		kube_path(&path, &IC_RESOURCE, ns, name, nosub ? NULL : "status");
-		json_t *res = kube_patch(ctl->c, path.buf, patch, "application/json-patch+json", &err);
-		json_decref(patch);
+		if (!res && nosub && (atomic_load(&ctl->patch_forbidden) || patch_forbidden(ctl, &err))) {
+			struct status_edit e = { body, { ext_text ? IC_ANNOTATION_STATUS : NULL, NULL }, { ext_text, NULL } };
+			res = update_cache(ctl, obj, edit_cache, &e, &err);
+		}
 		if (!res) {
 			free(ext_text);
 			if (kube_err_is_not_found(&err) && !nosub) {
@@ -232,13 +319,19 @@ int ic_write_status(struct ic_controller *ctl, struct ic_cache_state *st, json_t
 					 "deploy/ to fix this", IC_ANNOTATION_STATUS);
 			if (!ext_text || !nosub) {
 				free(ext_text);
-				json_t *ext = ext_for(body, spec_hash);
-				ext_text = json_dumps(ext, JSON_COMPACT | JSON_SORT_KEYS);
-				json_decref(ext);
+				ext_text = ic_status_ext(body, spec_hash);
 				rc = patch_annotation(ctl, st, obj, IC_ANNOTATION_STATUS, ext_text);
 			}
-		} else if (sent_conditions && kept && atomic_exchange(&ctl->crd_prunes_status, 0)) {
-			LOG_INFO("the ImageCache CRD keeps status.conditions now");
+		} else if (sent_conditions && kept) {
+			if (atomic_exchange(&ctl->crd_prunes_status, 0))
+				LOG_INFO("the ImageCache CRD keeps status.conditions now");
+			/* back on our CRD: the annotation that carried our fields has served its turn */
+			if (kf_jget(obj, "metadata", "annotations", IC_ANNOTATION_STATUS, NULL)) {
+				const char *anns[2] = { IC_ANNOTATION_STATUS, NULL };
+				if (ic_remove_annotations(ctl, st, obj, anns) == 0)
+					LOG_INFO("ImageCache %s/%s: status is whole again; annotation %s removed", ns, name,
+						 IC_ANNOTATION_STATUS);
+			}
 		}
 		free(ext_text);
 		break;
@@ -286,9 +379,16 @@ int ic_remove_annotations(struct ic_controller *ctl, struct ic_cache_state *st, 
 	kube_path(&path, &IC_RESOURCE, ic_meta(obj, "namespace"), ic_meta(obj, "name"), NULL);
 	json_t *patch = json_pack("{s:{s:o}}", "metadata", "annotations", a);
 	struct kube_err err;
-	json_t *res = kube_patch(ctl->c, path.buf, patch, "application/merge-patch+json", &err);
+	json_t *res = NULL;
+	if (!atomic_load(&ctl->patch_forbidden))
+		res = kube_patch(ctl->c, path.buf, patch, "application/merge-patch+json", &err);
 	json_decref(patch);
 	sb_release(&path);
+	if (!res && !kube_err_is_not_found(&err) &&
+	    (atomic_load(&ctl->patch_forbidden) || patch_forbidden(ctl, &err))) {
+		struct status_edit e = { NULL, { anns[0], anns[1] }, { NULL, NULL } };
+		res = update_cache(ctl, obj, edit_cache, &e, &err);
+	}
 	if (!res) {
 		if (kube_err_is_not_found(&err))
 			return 0;

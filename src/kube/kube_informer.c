@@ -25,7 +25,12 @@
  * functions over a struct map, unit-tested with recorded lists.
  *
  * Resync without a timer thread: the watch's timeoutSeconds is cut to end at the next resync, and the
- * resync (on_update(obj, obj) for every object) runs between two watches, on this thread. */
+ * resync (on_update(obj, obj) for every object) runs between two watches, on this thread.
+ *
+ * A watch refused with 403 while the list was allowed (RBAC granting list but not watch, as upstream
+ * kube-fledged's ClusterRole does for Jobs) turns the loop into polling: a list every INF_POLL_MS, which
+ * fires the same add/update/delete handlers, and a watch tried again every INF_POLL_RETRY_WATCH_MS in case
+ * the rights changed. Said once in the log, not at every turn. */
 #include "kube_informer.h"
 
 #include <errno.h>
@@ -41,6 +46,8 @@
 #define INF_PAGE_LIMIT 500
 #define INF_BACKOFF_MIN_MS 500
 #define INF_BACKOFF_MAX_MS 30000
+#define INF_POLL_MS 2000
+#define INF_POLL_RETRY_WATCH_MS 60000
 
 struct kube_informer {
 	struct kube_client *c;
@@ -412,6 +419,7 @@ static void *informer_main(void *arg)
 	struct kube_err err;
 	int need_list = 1, failures = 0;
 	int64_t next_resync = inf->resync_ms ? kf_now_ms() + inf->resync_ms : 0;
+	int64_t polling_since = 0, next_watch_try = 0; /* watch forbidden: polling with lists */
 
 	while (!kube_stop_get(&inf->stop)) {
 		if (need_list) {
@@ -445,6 +453,12 @@ static void *informer_main(void *arg)
 			pthread_mutex_unlock(&inf->mu);
 			need_list = 0;
 			failures = 0;
+			if (polling_since && kf_now_ms() < next_watch_try) {
+				need_list = 1;
+				if (inf_sleep(inf, INF_POLL_MS))
+					break;
+				goto resync;
+			}
 		}
 
 		long timeout_s = 300 + (long)(rand_r(&inf->seed) % 301);
@@ -476,6 +490,20 @@ static void *informer_main(void *arg)
 				break;
 		} else if (rc == 0) {
 			failures = 0;
+			if (polling_since) {
+				LOG_INFO("watch %s: allowed again, polling stops", inf->res.plural);
+				polling_since = 0;
+			}
+		} else if (err.code == 403) {
+			if (!polling_since) {
+				LOG_WARN("watch %s: %s; listing every %d s instead", inf->res.plural, err.msg,
+					 INF_POLL_MS / 1000);
+				polling_since = kf_now_ms();
+			}
+			next_watch_try = kf_now_ms() + INF_POLL_RETRY_WATCH_MS;
+			need_list = 1;
+			if (inf_sleep(inf, INF_POLL_MS))
+				break;
 		} else if (kube_err_is_expired(&err)) {
 			LOG_V(1, "watch %s: %s; relisting", inf->res.plural, err.msg);
 			need_list = 1;
@@ -487,6 +515,7 @@ static void *informer_main(void *arg)
 			if (inf_sleep(inf, b))
 				break;
 		}
+	resync:
 		if (next_resync && kf_now_ms() >= next_resync) {
 			resync(inf);
 			next_resync = kf_now_ms() + inf->resync_ms;

@@ -11,7 +11,7 @@
 #
 # DIR/env exports KUBECONFIG (admin client cert, O=system:masters), KUBECONFIG_TOKEN (bearer token of a
 # static token user in system:masters) and APISERVER. BINDIR defaults to the newest
-# ~/.cache/kube-fledged-c/k8s/*/bin (testbed/build-k8s.sh). Flags follow /work/shared/testbed/realk8s.md §2.
+# ~/.cache/kube-fledged-c/k8s/*/bin (testbed/build-k8s.sh). Flags as the test bed's API server (testbed/up.sh).
 set -euo pipefail
 cmd=${1:?usage: $0 up|down DIR [BINDIR]}
 dir=${2:?usage: $0 up|down DIR [BINDIR]}

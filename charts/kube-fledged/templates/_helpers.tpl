@@ -44,12 +44,14 @@
 {{- default (printf "%s-cert" (include "kubefledged.webhookName" .)) .Values.secret.name }}
 {{- end }}
 
-{{/* Labels of one component: (dict "ctx" $ "component" "controller"|"webhook-server"). As upstream, the
-selector is name + instance + part-of, with the component appended to part-of. */}}
+{{/* Labels of one component: (dict "ctx" $ "component" "controller"|"webhook-server"). The selector is
+upstream's, to the letter: name + instance + part-of = <release>-<component>. A Deployment's selector cannot
+change, so any other value would make `helm upgrade` of a release installed with upstream's chart fail with
+"field is immutable" (docs/deploy.md, "Upgrading from upstream"). */}}
 {{- define "kubefledged.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "kubefledged.name" .ctx }}
 app.kubernetes.io/instance: {{ .ctx.Release.Name }}
-app.kubernetes.io/part-of: {{ include "kubefledged.name" .ctx }}-{{ .component }}
+app.kubernetes.io/part-of: {{ .ctx.Release.Name }}-{{ .component }}
 {{- end }}
 {{- define "kubefledged.labels" -}}
 helm.sh/chart: {{ include "kubefledged.chart" .ctx }}

@@ -56,7 +56,7 @@ dep_installed() {
 dep_up() {
   dep_image_present || fail "$KF_IMAGE is not in the registry: run make image"
   if kubectl -n "$DEP_NS" get deployment kubefledged-controller >/dev/null 2>&1 ||
-    [ -n "$(kubectl get deployments -A -l app.kubernetes.io/part-of=kube-fledged-controller -o name)" ]; then
+    [ -n "$(kubectl get deployments -A -l app.kubernetes.io/name=kube-fledged -o name)" ]; then
     fail "kube-fledged is already deployed in this cluster (another test's leftover or someone's install)"
   fi
   defer dep_down

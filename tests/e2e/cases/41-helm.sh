@@ -54,8 +54,8 @@ test_helm_lint_install_create_upgrade_uninstall() {
   timed t _make helm-install HELM_RELEASE="$HELM_REL" HELM_NAMESPACE="$rns" \
     HELM_ARGS='--set webhookServerReplicaCount=3' >> "$E2E_LOG.helm" 2>&1 || { tail -30 "$E2E_LOG.helm"; fail "make helm-install failed"; }
   log "make helm-install: ${t}s"
-  sel_wh=app.kubernetes.io/instance=$HELM_REL,app.kubernetes.io/part-of=kube-fledged-webhook-server
-  sel_ctl=app.kubernetes.io/instance=$HELM_REL,app.kubernetes.io/part-of=kube-fledged-controller
+  sel_wh=app.kubernetes.io/instance=$HELM_REL,app.kubernetes.io/part-of=$HELM_REL-webhook-server
+  sel_ctl=app.kubernetes.io/instance=$HELM_REL,app.kubernetes.io/part-of=$HELM_REL-controller
   assert_eq 3 "$(dep_ready_webhooks "$rns" "$sel_wh")" "ready webhook replicas"
   assert_eq 1 "$(dep_ready_webhooks "$rns" "$sel_ctl")" "ready controller replicas"
   ca=$(ca_of_secret "$rns" kube-fledged-webhook-server-cert)
