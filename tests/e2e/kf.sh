@@ -40,7 +40,8 @@ kf_agents_start() {
   for (( i = 1; i <= KF_NODE_COUNT; i++ )); do
     name=NODE${i}_NAME; sock=NODE${i}_CRI_SOCKET
     "$KF_BIN" agent --kubeconfig="$KUBECONFIG" --node-name="${!name}" --cri-socket-path="${!sock}" \
-      --image-pull-deadline-duration="${KF_AGENT_DEADLINE:-20s}" -v=1 "$@" >> "$E2E_LOG.agent.${!name}" 2>&1 &
+      --image-pull-deadline-duration="${KF_AGENT_DEADLINE:-20s}" --metrics-bind-address=0 -v=1 "$@" \
+      >> "$E2E_LOG.agent.${!name}" 2>&1 &
     pid=$!
     KF_AGENT_PIDS+=("$pid")
     defer kf_controller_stop "$pid"
