@@ -190,6 +190,10 @@ static struct fimg *resolve(struct fake *f, const char *ref)
 	for (int i = 0; i < f->nimgs && !found; i++) {
 		if (!strcmp(f->imgs[i].id, ref))
 			found = &f->imgs[i];
+		/* containerd's CRI falls back to an image-ID prefix lookup for a name it does not know */
+		size_t n = strspn(ref, "0123456789abcdef");
+		if (n && !ref[n] && !strncmp(f->imgs[i].id + 7, ref, n))
+			found = &f->imgs[i];
 		for (int k = 0; k < 8 && f->imgs[i].refs[k] && !found; k++) {
 			sb_reset(&have);
 			canon(f->imgs[i].refs[k], &have);
@@ -538,7 +542,7 @@ static void references_are_checked(void **state)
 	(void)state;
 	static const char *ok[] = { "busybox", "busybox:1.36", "docker.io/library/busybox:1.36",
 				    "127.0.0.1:5000/test/hand:v1", "localhost/a_b__c-d.e:x_Y-1.2",
-				    "reg.example:443/a/b/c@" DG_1, "reg/a:v1@" DG_2, ID_A };
+				    "reg.example:443/a/b/c@" DG_1, "reg/a:v1@" DG_2 };
 	struct strbuf err = STRBUF_INIT;
 	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
 		if (cri_check_ref(ok[i], &err))
@@ -555,6 +559,10 @@ static void references_are_checked(void **state)
 		{ "", "invalid image reference \"\": image reference is empty" },
 		{ "reg/a@sha256:12", "sha256" },
 		{ "-rf", "invalid image reference \"-rf\"" },
+		/* image IDs: removing by ID removes every tag of the image */
+		{ ID_A, "invalid image reference \"" ID_A "\": an image ID is not an image reference" },
+		{ ID_A + 7, "an image ID is not an image reference" },
+		{ "sha256:abc", "an image ID is not an image reference" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		sb_reset(&err);
@@ -624,15 +632,19 @@ static void rmi_partition_by_normalised_reference(void **state)
 	check_partition("busybox:1.36", cross, cross_dg,
 			"docker.io/library/busybox:1.36 docker.io/library/busybox@" DG_2,
 			"reg:5000/a:v2 reg:5000/a@" DG_2);
-	/* by digest: every reference of that repository */
-	check_partition("reg:5000/a@" DG_2, cross, cross_dg, "reg:5000/a:v2 reg:5000/a@" DG_2,
-			"docker.io/library/busybox:1.36 docker.io/library/busybox@" DG_2);
-	/* name:tag@digest: the tag and that digest */
-	check_partition("reg:5000/a:v1@" DG_1, two, two_dg, "reg:5000/a:v1 reg:5000/a@" DG_1, "reg:5000/a:v3");
-	/* by image id: everything */
-	check_partition(ID_A, cross, cross_dg,
-			"reg:5000/a:v2 docker.io/library/busybox:1.36 reg:5000/a@" DG_2 " docker.io/library/busybox@" DG_2,
-			"");
+	/* by digest: that digest entry only, never the repository's tags */
+	check_partition("reg:5000/a@" DG_2, cross, cross_dg, "reg:5000/a@" DG_2,
+			"reg:5000/a:v2 docker.io/library/busybox:1.36 docker.io/library/busybox@" DG_2);
+	check_partition("reg:5000/a@" DG_1, two, two_dg, "reg:5000/a@" DG_1, "reg:5000/a:v1 reg:5000/a:v3");
+	/* another digest of the same repository is not ours */
+	check_partition("reg:5000/a@" DG_2, two, two_dg, "", "reg:5000/a:v1 reg:5000/a:v3 reg:5000/a@" DG_1);
+	/* name:tag@digest: runtimes store it by digest (the tag is dropped), so only that digest entry */
+	check_partition("reg:5000/a:v1@" DG_1, two, two_dg, "reg:5000/a@" DG_1, "reg:5000/a:v1 reg:5000/a:v3");
+	/* an image id, or a short id, owns nothing */
+	check_partition(ID_A, cross, cross_dg, "",
+			"reg:5000/a:v2 docker.io/library/busybox:1.36 reg:5000/a@" DG_2 " docker.io/library/busybox@" DG_2);
+	check_partition(ID_A + 7, cross, cross_dg, "",
+			"reg:5000/a:v2 docker.io/library/busybox:1.36 reg:5000/a@" DG_2 " docker.io/library/busybox@" DG_2);
 	/* entries a runtime reports that do not parse are never ours */
 	const char *odd[] = { "reg:5000/a:v1", "Not A Ref", NULL };
 	check_partition("reg:5000/a:v1", odd, NULL, "reg:5000/a:v1", "Not A Ref");
@@ -710,9 +722,39 @@ static void rmi_removes_exactly_one_reference(void **state)
 		assert_null(strstr(o.calls[i], "Delete"));
 	}
 
-	/* an image id removes the whole image, whatever shares it */
-	assert_int_equal(rmi(&o, ID_A, &msg, &err), 0);
-	assert_int_equal(o.nimgs, 0);
+	/* an image id is refused before any call: it would remove every tag */
+	int before = o.ncalls;
+	assert_int_equal(rmi(&o, ID_A, &msg, &err), CRI_EINVAL);
+	assert_non_null(strstr(err.buf, "an image ID is not an image reference"));
+	assert_int_equal(o.ncalls, before);
+	assert_int_equal(o.nimgs, 1);
+	assert_string_equal(o.imgs[0].refs[1], "reg:5000/a:v3");
+
+	/* by digest on containerd: only the digest name goes, the tags stay */
+	struct fake dg = { .runtime_name = "containerd", .nimgs = 1,
+			   .imgs = { { ID_A, { "reg:5000/a:v1", "reg:5000/a:v3", "reg:5000/a@" DG_1 } } } };
+	assert_int_equal(rmi(&dg, "reg:5000/a@" DG_1, &msg, &err), 0);
+	assert_int_equal(dg.nimgs, 1);
+	assert_string_equal(dg.imgs[0].refs[0], "reg:5000/a:v1");
+	assert_string_equal(dg.imgs[0].refs[1], "reg:5000/a:v3");
+	assert_null(dg.imgs[0].refs[2]);
+	for (int i = 0; i < dg.ncalls; i++)
+		assert_null(strstr(dg.calls[i], "RemoveImage"));
+	/* and on CRI-O the same asks refuse instead of removing the tags with it */
+	struct fake dgo = { .runtime_name = "cri-o", .nimgs = 1,
+			    .imgs = { { ID_A, { "reg:5000/a:v1", "reg:5000/a@" DG_1 } } } };
+	assert_int_equal(rmi(&dgo, "reg:5000/a@" DG_1, &msg, &err), CRI_EREFUSED);
+	assert_non_null(strstr(err.buf, "also referenced as reg:5000/a:v1"));
+	assert_int_equal(dgo.nimgs, 1);
+
+	/* a name the runtime resolves to an image that does not carry it (an ID prefix): refused */
+	struct fake pf = { .runtime_name = "containerd", .nimgs = 1,
+			   .imgs = { { ID_A, { "reg:5000/a:v1", "reg:5000/a@" DG_1 } } } };
+	assert_int_equal(rmi(&pf, "aaaa", &msg, &err), CRI_EREFUSED);
+	assert_non_null(strstr(err.buf, "resolves to " ID_A));
+	assert_non_null(strstr(err.buf, "nothing removed"));
+	assert_int_equal(pf.nimgs, 1);
+	assert_string_equal(pf.imgs[0].refs[0], "reg:5000/a:v1");
 
 	/* an invalid reference is refused before any call */
 	struct fake n = { .runtime_name = "containerd" };

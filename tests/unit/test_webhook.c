@@ -292,6 +292,32 @@ static void undecodable_objects_are_denied(void **state)
 	sb_release(&req);
 }
 
+/* Image IDs look like references to the grammar ("sha256:<hex>" = repository sha256, tag <hex>), but a
+ * runtime resolves them as the whole image: denied with the field and the value. */
+static void image_ids_are_denied(void **state)
+{
+	(void)state;
+	const char *head = "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"response\":"
+			   "{\"uid\":\"u3\",\"allowed\":false,\"status\":{\"metadata\":{},\"message\":";
+#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	static const struct { const char *image; int index; } ids[] = {
+		{ "sha256:" HEX64, 1 }, { HEX64, 1 }, { "sha256:0123abcd", 1 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+		char *req = xasprintf(REVIEW("{\"uid\":\"u3\",\"operation\":\"CREATE\"," IC_RES ",\"object\":{\"spec\":"
+					     "{\"cacheSpec\":[{\"images\":[\"busybox:1.36\",\"%s\"]}]}}}"),
+				      ids[i].image);
+		char *want = xasprintf("%s\"spec.cacheSpec[0].images[%d]: invalid image reference \\\"%s\\\": an image "
+				       "ID is not an image reference: name the image by repository and tag or digest "
+				       "(e.g. registry.example.com/app:1.2 or app@sha256:...)\"}}}",
+				       head, ids[i].index, ids[i].image);
+		expect(JSON, req, 200, want);
+		free(req);
+		free(want);
+	}
+#undef HEX64
+}
+
 static void log_fields_are_sanitised(void **state)
 {
 	(void)state;
@@ -746,6 +772,7 @@ int main(void)
 		cmocka_unit_test(truncated_recordings_never_crash),
 		cmocka_unit_test(what_is_not_ours_is_allowed),
 		cmocka_unit_test(undecodable_objects_are_denied),
+		cmocka_unit_test(image_ids_are_denied),
 		cmocka_unit_test(log_fields_are_sanitised),
 		cmocka_unit_test(https_routes_and_errors),
 		cmocka_unit_test(https_concurrent_clients),
