@@ -35,25 +35,6 @@ int cri_is_image_id(const char *s)
 	return n == 64;
 }
 
-/* Appends s for a message, with quotes, control characters and non-ASCII bytes escaped. */
-static void add_quoted(struct strbuf *sb, const char *s)
-{
-	sb_addc(sb, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			sb_addf(sb, "\\%c", *p);
-		else if (*p == '\n')
-			sb_adds(sb, "\\n");
-		else if (*p == '\t')
-			sb_adds(sb, "\\t");
-		else if (*p < 0x20 || *p >= 0x7f)
-			sb_addf(sb, "\\x%02x", *p);
-		else
-			sb_addc(sb, (char)*p);
-	}
-	sb_addc(sb, '"');
-}
-
 int cri_check_ref(const char *ref, struct strbuf *err)
 {
 	struct imageref r;
@@ -63,7 +44,7 @@ int cri_check_ref(const char *ref, struct strbuf *err)
 		return 0;
 	}
 	sb_adds(err, "invalid image reference ");
-	add_quoted(err, ref ? ref : "");
+	sb_add_quoted(err, ref ? ref : "");
 	sb_addf(err, ": %s", why.buf);
 	sb_release(&why);
 	return CRI_EINVAL;
