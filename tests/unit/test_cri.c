@@ -120,6 +120,10 @@ static void headers_and_trailers_parse(void **state)
 	assert_int_equal(r.grpc_status, CRI_UNKNOWN);
 	feed(&r, "grpc-status-details-bin: AAAA\r\n"); /* not grpc-status */
 	assert_int_equal(r.grpc_status, CRI_UNKNOWN);
+	feed(&r, "grpc-status: 45\r\n"); /* beyond the 17 codes (found by fuzz_cri_grpc): Unknown, as gRPC says */
+	assert_int_equal(r.grpc_status, CRI_UNKNOWN);
+	feed(&r, "grpc-status: 16\r\n");
+	assert_int_equal(r.grpc_status, CRI_UNAUTHENTICATED);
 	feed(&r, "grpc-status:0\r\n");
 	assert_int_equal(r.grpc_status, 0);
 	feed(&r, "HTTP/1.1 404 Not Found\r\n");
@@ -650,6 +654,116 @@ static void rmi_partition_by_normalised_reference(void **state)
 	check_partition("reg:5000/a:v1", odd, NULL, "reg:5000/a:v1", "Not A Ref");
 }
 
+/* ---- property: only the asked-for reference is ever "own" ----
+ * Random images over a small universe of repositories (each spelled in every way a runtime or a user may:
+ * busybox, library/busybox, docker.io/library/busybox, index.docker.io/...), tags and digests, and a random
+ * reference to remove; the expected partition is computed from the generator's own truth (which repository,
+ * tag or digest each entry stands for), never from imageref. The rule, exactly:
+ *   digest reference (with or without a tag): own = the entries of that repository with that digest;
+ *   tag reference (untagged = latest): own = the entries of that repository with that tag, plus the
+ *   repository's digest entries when the image carries no other tag of that repository. */
+struct truth { int repo, tag, digest; }; /* tag / digest: index, or -1 */
+static const char *const P_REPOS[][4] = {
+	{ "busybox", "library/busybox", "docker.io/library/busybox", "index.docker.io/library/busybox" },
+	{ "org/app", "docker.io/org/app", "index.docker.io/org/app", "org/app" },
+	{ "reg:5000/a", "reg:5000/a", "reg:5000/a", "reg:5000/a" },
+	{ "reg:5000/a/b", "reg:5000/a/b", "reg:5000/a/b", "reg:5000/a/b" },
+	{ "reg.io/busybox", "reg.io/busybox", "reg.io/busybox", "reg.io/busybox" },
+};
+static const char *const P_TAGS[] = { "latest", "1", "1.36", "v2" };
+static const char *const P_DIGESTS[] = { DG_1, DG_2, "sha256:3333333333333333333333333333333333333333333333333333333333333333" };
+
+static unsigned p_rand(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return (*s >> 16) & 0x7fff;
+}
+
+static void p_spell(struct strbuf *sb, struct truth t, unsigned *seed, int allow_implicit_latest)
+{
+	sb_adds(sb, P_REPOS[t.repo][p_rand(seed) % 4]);
+	if (t.tag >= 0 && !(allow_implicit_latest && t.tag == 0 && t.digest < 0 && p_rand(seed) % 2))
+		sb_addf(sb, ":%s", P_TAGS[t.tag]);
+	if (t.digest >= 0)
+		sb_addf(sb, "@%s", P_DIGESTS[t.digest]);
+}
+
+static void rmi_partition_property(void **state)
+{
+	(void)state;
+	unsigned seed = 20261203;
+	for (int iter = 0; iter < 50000; iter++) {
+		struct truth ent[8], ref;
+		struct strbuf spelled[8], rs = STRBUF_INIT;
+		char *tags[8], *digests[8];
+		int n = 1 + (int)(p_rand(&seed) % 8), nt = 0, nd = 0;
+		struct cri_image img = { 0 };
+		for (int i = 0; i < n; i++) {
+			ent[i].repo = (int)(p_rand(&seed) % ARRAY_SIZE(P_REPOS));
+			int dig = p_rand(&seed) % 2; /* a runtime reports a tag entry or a digest entry */
+			ent[i].tag = dig ? -1 : (int)(p_rand(&seed) % ARRAY_SIZE(P_TAGS));
+			ent[i].digest = dig ? (int)(p_rand(&seed) % ARRAY_SIZE(P_DIGESTS)) : -1;
+			sb_init(&spelled[i]);
+			p_spell(&spelled[i], ent[i], &seed, 0);
+		}
+		ref.repo = (int)(p_rand(&seed) % ARRAY_SIZE(P_REPOS));
+		int kind = p_rand(&seed) % 3; /* tag, digest, tag@digest */
+		ref.tag = kind == 1 ? -1 : (int)(p_rand(&seed) % ARRAY_SIZE(P_TAGS));
+		ref.digest = kind == 0 ? -1 : (int)(p_rand(&seed) % ARRAY_SIZE(P_DIGESTS));
+		p_spell(&rs, ref, &seed, 1);
+		/* runtimes list tags first, then digests: keep the entry order to map back */
+		int order[8], k = 0;
+		for (int i = 0; i < n; i++)
+			if (ent[i].digest < 0)
+				order[k++] = i, tags[nt++] = spelled[i].buf;
+		for (int i = 0; i < n; i++)
+			if (ent[i].digest >= 0)
+				order[k++] = i, digests[nd++] = spelled[i].buf;
+		img.repo_tags = tags, img.n_repo_tags = (size_t)nt;
+		img.repo_digests = digests, img.n_repo_digests = (size_t)nd;
+
+		int other_tag = 0;
+		for (int i = 0; i < n; i++)
+			if (ent[i].repo == ref.repo && ent[i].digest < 0 && ent[i].tag != ref.tag)
+				other_tag = 1;
+		const char **own, **others;
+		size_t no, nx;
+		cri_rmi_partition(rs.buf, &img, &own, &no, &others, &nx);
+		assert_int_equal(no + nx, (size_t)n);
+		int carried = 0;
+		for (int j = 0; j < n; j++) {
+			struct truth e = ent[order[j]];
+			const char *str = j < nt ? tags[j] : digests[j - nt];
+			int want;
+			if (e.repo != ref.repo)
+				want = 0;
+			else if (ref.digest >= 0)
+				want = e.digest == ref.digest;
+			else if (e.digest >= 0)
+				want = !other_tag;
+			else
+				want = e.tag == ref.tag;
+			carried |= e.repo == ref.repo && (ref.digest >= 0 ? e.digest == ref.digest : e.tag == ref.tag);
+			int got = 0;
+			for (size_t q = 0; q < no; q++)
+				got |= own[q] == str;
+			if (got != want) {
+				struct strbuf all = STRBUF_INIT;
+				for (int i = 0; i < n; i++)
+					sb_addf(&all, " %s", spelled[i].buf);
+				fail_msg("case %d: rmi %s on [%s ]: %s is %s, want %s", iter, rs.buf, all.buf, str,
+					 got ? "own" : "other", want ? "own" : "other");
+			}
+		}
+		assert_int_equal(cri_image_has_ref(&img, rs.buf), carried);
+		free(own);
+		free(others);
+		for (int i = 0; i < n; i++)
+			sb_release(&spelled[i]);
+		sb_release(&rs);
+	}
+}
+
 /* ---- rmi against the fake runtime ---- */
 
 static int rmi(struct fake *f, const char *ref, struct strbuf *msg, struct strbuf *err)
@@ -783,6 +897,7 @@ int main(void)
 		cmocka_unit_test(recorded_containerd_replies_decode),
 		cmocka_unit_test(references_are_checked),
 		cmocka_unit_test(rmi_partition_by_normalised_reference),
+		cmocka_unit_test(rmi_partition_property),
 		cmocka_unit_test(rmi_removes_exactly_one_reference),
 	};
 	return cmocka_run_group_tests_name("cri", tests, NULL, NULL);
