@@ -119,6 +119,11 @@ struct wh_guard_conn *wh_guard_open(struct wh_guard *g, int fd, const char *addr
 	return c;
 }
 
+const char *wh_guard_addr(const struct wh_guard_conn *c)
+{
+	return c ? c->addr : "";
+}
+
 void wh_guard_set_deadline(struct wh_guard *g, struct wh_guard_conn *c, int64_t deadline_ms)
 {
 	if (!c)

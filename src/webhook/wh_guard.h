@@ -37,6 +37,8 @@ void wh_guard_free(struct wh_guard *g);
 /* Tracks a new connection on fd from the client address addr (any string naming it, e.g. "127.0.0.2"; the
  * share is per distinct string), due by deadline_ms (kf_now_ms() clock; 0 = none). Never fails. */
 struct wh_guard_conn *wh_guard_open(struct wh_guard *g, int fd, const char *addr, int64_t deadline_ms);
+/* The client address c was opened with (borrowed, valid until wh_guard_close); "" for NULL. */
+const char *wh_guard_addr(const struct wh_guard_conn *c);
 /* Moves c's deadline (0 = none). */
 void wh_guard_set_deadline(struct wh_guard *g, struct wh_guard_conn *c, int64_t deadline_ms);
 /* Forgets c and frees it; call before the descriptor is closed. NULL is fine. */

@@ -198,8 +198,8 @@ static enum MHD_Result validate(struct wh_server *s, struct MHD_Connection *c, s
 			 1);
 	enum MHD_Result ret = reply(c, rep.status, rep.content_type, rep.body, rep.body_len);
 	rep.body = NULL; /* taken by reply() */
-	LOG_V(2, "POST /validate-image-cache %d uid=%s op=%s %s%s%s %s%s%s%s %.3fms", rep.status,
-	      rep.uid[0] ? rep.uid : "-", rep.operation[0] ? rep.operation : "-", rep.ns, rep.ns[0] ? "/" : "",
+	LOG_V(2, "POST /validate-image-cache %d from %s uid=%s op=%s %s%s%s %s%s%s%s %.3fms", rep.status,
+	      *wh_guard_addr(r->gc) ? wh_guard_addr(r->gc) : "-", rep.uid[0] ? rep.uid : "-", rep.operation[0] ? rep.operation : "-", rep.ns, rep.ns[0] ? "/" : "",
 	      rep.name[0] ? rep.name : "-", verdict, rep.message[0] ? " \"" : "", rep.message,
 	      rep.message[0] ? "\"" : "", (double)(now_us() - r->start_us) / 1000.0);
 	wh_reply_free(&rep);

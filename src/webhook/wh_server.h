@@ -26,7 +26,8 @@
  * TLS 1.2 and 1.3, AEAD ciphers (AES-GCM, ChaCha20-Poly1305) with ECDHE only (no CBC, no RSA key exchange);
  * the certificate comes from a wh_tls (hot-swappable), registered for the process.
  *
- * Request log at -v=2: method, path, status, uid, operation, namespace/name, verdict and message, latency;
+ * Request log at -v=2: method, path, status, client address, uid, operation, namespace/name, verdict and
+ * message, latency;
  * whatever the client sent (method, path) is escaped before it is logged.
  */
 #ifndef WH_SERVER_H

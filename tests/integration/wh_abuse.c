@@ -9,8 +9,9 @@
  * one address is "one client"), and opens a connection again whenever the server closes one (after a
  * second: the server refuses or cuts, the attacker comes back):
  *   idle  plain TCP connections that never send a byte (no TLS handshake, no request);
- *   slow  TLS connections that POST /validate-image-cache announcing a 4 MiB body (Content-Length:
- *         4194304) and send it --chunk bytes every --every ms (default 16 KiB every 250 ms, 64 KiB/s each).
+ *   slow  TLS connections that POST /validate-image-cache announcing a --length body (default 4 MiB, the
+ *         largest accepted) and send it --chunk bytes every --every ms (default 16 KiB every 250 ms, 64 KiB/s
+ *         each).
  * Meanwhile the reviewer, from 127.0.0.1, POSTs the AdmissionReview FILE every 200 ms on a fresh TLS
  * connection (what a new API server connection costs) and times each answer; and the RSS of --pid is read
  * from /proc every 100 ms.
@@ -51,7 +52,7 @@ struct conn {
 };
 
 static int g_port, g_conns = 1100, g_sources = 1, g_seconds = 20, g_pid, g_max_review_ms = 2000, g_max_rss_mib = 128;
-static int g_slow, g_chunk = 16384, g_every = 250;
+static int g_slow, g_chunk = 16384, g_every = 250, g_length = 4194304;
 static const char *g_review;
 static char *g_body;
 static size_t g_body_len;
@@ -141,16 +142,17 @@ static void slow_send(struct conn *c)
 		char head[256];
 		int n = snprintf(head, sizeof head,
 				 "POST /validate-image-cache HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-				 "Content-Length: 4194304\r\n\r\n");
+				 "Content-Length: %d\r\n\r\n", g_length);
 		if (SSL_write(c->ssl, head, n) != n) { /* a fresh connection takes 150 bytes */
 			conn_drop(c, 1);
 			return;
 		}
 		c->sent = 1;
 	}
-	if (c->sent >= 4194304)
+	if (c->sent >= (size_t)g_length)
 		return;
-	int n = SSL_write(c->ssl, g_junk, g_chunk);
+	int want = (size_t)g_length - c->sent + 1 < (size_t)g_chunk ? (int)((size_t)g_length - c->sent + 1) : g_chunk;
+	int n = SSL_write(c->ssl, g_junk, want);
 	if (n > 0) {
 		c->pending = 0;
 		c->sent += (size_t)n;
@@ -330,6 +332,8 @@ int main(int argc, char **argv)
 			g_chunk = atoi(v);
 		else if (!strcmp(k, "--every"))
 			g_every = atoi(v);
+		else if (!strcmp(k, "--length"))
+			g_length = atoi(v);
 		else {
 			fprintf(stderr, "wh_abuse: unknown option %s\n", k);
 			return 2;
@@ -339,7 +343,7 @@ int main(int argc, char **argv)
 	    g_chunk > (int)sizeof g_junk) {
 		fprintf(stderr, "usage: wh_abuse --port P --review FILE --mode idle|slow [--conns N] [--sources K] "
 				"[--seconds S] [--pid PID] [--max-review-ms MS] [--max-rss-mib MIB] [--chunk B] "
-				"[--every MS]\n");
+				"[--every MS] [--length B]\n");
 		return 2;
 	}
 	FILE *f = fopen(g_review, "rb");

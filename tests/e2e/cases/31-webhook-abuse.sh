@@ -8,8 +8,9 @@
 #   - one client holding 1,100 idle TCP connections: every review answered within 2 s (before: every
 #     review timed out, and with failurePolicy Fail every ImageCache create was refused);
 #   - one client (one address) sending slow 4 MiB bodies on 150 connections: reviews within 2 s;
-#   - 1,000 slow bodies from 20 addresses: the webhook's RSS (VmHWM) stays under the pod limit, 128 MiB
-#     (before: 340 MiB and more within 25 s), and it answers again as soon as the flood stops. During such a
+#   - 1,000 slow bodies from 20 addresses, 4 MiB ones (8 fit the byte budget) and 32 KiB ones (all fit,
+#     so 1,000 connections hold a body at once): the webhook's RSS (VmHWM) stays under the pod limit,
+#     128 MiB (before: 340 MiB and more within 25 s), and it answers again as soon as the flood stops. During such a
 #     flood from many addresses, reviews may get 503 (the byte budget is full): keeping many addresses away
 #     is the NetworkPolicy's job (docs/webhook.md).
 # wh_abuse prints its figures into the test log (build/e2e-logs/31-webhook-abuse.*.log).
@@ -149,8 +150,13 @@ test_webhook_one_client_cannot_starve_the_byte_budget() {
 
 test_webhook_memory_under_1000_slow_bodies() {
   ab_start
+  # 4 MiB bodies: the budget admits 8 at a time, the others get 503 at once
   ab_attack --mode slow --conns 1000 --sources 20 --seconds 25 --max-review-ms 0 --max-rss-mib 128 ||
     fail "target missed: $AB_OUT"
+  assert_contains "$AB_OUT" "result: ok"
+  # 32 KiB bodies at 2 KiB/s: all fit the budget, so 1,000 connections hold a body at once
+  ab_attack --mode slow --conns 1000 --sources 20 --seconds 25 --length 32768 --chunk 1024 --every 500 \
+    --max-review-ms 0 --max-rss-mib 128 || fail "target missed: $AB_OUT"
   assert_contains "$AB_OUT" "result: ok"
   # the flood is over: answered at once again
   ab_attack --mode idle --conns 1 --sources 1 --seconds 3 || fail "no answer after the flood: $AB_OUT"
