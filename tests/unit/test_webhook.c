@@ -415,7 +415,7 @@ static void http(int port, const char *ca, const char *method, const char *path,
 		h = curl_slist_append(h, hdr);
 	}
 	h = curl_slist_append(h, "Expect:");
-	struct slow_body sb = { body, len, 0, 1700 };
+	struct slow_body sb = { body, len, 0, 4000 };
 	if (body && mode == PLAIN) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -442,7 +442,11 @@ static void http(int port, const char *ca, const char *method, const char *path,
 
 static struct wh_server *start(struct wh_tls *tls)
 {
-	struct wh_server_opts o = { "127.0.0.1", 0, 2, 64, 5, 1500, 64 * 1024, tls };
+	/* generous idle and header timeouts: under valgrind on a loaded machine a TLS handshake alone can take
+	 * seconds; the request timeout is short, for the slow-body check below */
+	struct wh_server_opts o = { .bind_address = "127.0.0.1", .threads = 2, .max_connections = 64,
+				    .idle_timeout_s = 30, .request_timeout_ms = 3000, .max_body = 64 * 1024, .tls = tls,
+				    .header_timeout_ms = 30000 };
 	struct strbuf err = STRBUF_INIT;
 	struct wh_server *s = wh_server_start(&o, &err);
 	if (!s)
@@ -523,7 +527,7 @@ static void https_routes_and_errors(void **state)
 	sb_release(&r.body);
 	free(junk);
 
-	/* a body trickling slower than the request timeout (1.5 s) is cut off */
+	/* a body trickling slower than the request timeout (3 s) is cut off */
 	const char *trickle = "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\"}";
 	http(port, p.ca, "POST", "/validate-image-cache", JSON, trickle, strlen(trickle), SLOW, &r);
 	assert_int_not_equal(r.rc, CURLE_OK);
