@@ -68,6 +68,16 @@ cri_copy() {
     { fail "cannot PUT manifest $3:$4"; return 1; }
 }
 
+# cri_two_tags PREFIX: one fresh image pulled on node 1 under two tags, $CRI_REPO:t1 and $CRI_REPO:t2.
+cri_two_tags() {
+  local ref
+  ref=$(cri_gen "$1" t1) || return 1
+  CRI_REPO=${ref%:*}
+  cri_copy "${CRI_REPO#"$REGISTRY"/}" t1 "${CRI_REPO#"$REGISTRY"/}" t2 || return 1
+  cri_ok pull "$CRI_REPO:t1" || return 1
+  cri_ok pull "$CRI_REPO:t2" || return 1
+}
+
 # ---- tests ----
 
 test_cri_version_reports_containerd() {
@@ -125,12 +135,8 @@ test_cri_pull_images_inspect() {
 
 test_cri_rmi_one_of_two_tags_keeps_the_other() {
   cri_setup || return 1
-  local ref repo
-  ref=$(cri_gen "cri-shared-$CRI_ID" t1) || return 1
-  repo=${ref%:*}
-  cri_copy "${repo#"$REGISTRY"/}" t1 "${repo#"$REGISTRY"/}" t2 || return 1
-  cri_ok pull "$repo:t1" || return 1
-  cri_ok pull "$repo:t2" || return 1
+  cri_two_tags "cri-shared-$CRI_ID" || return 1
+  local repo=$CRI_REPO
   cri_ok inspect "$repo:t1" || return 1
   assert_contains "$CRI_OUT" "\"$repo:t2\"" # one image, two tags
 
@@ -243,12 +249,9 @@ test_cri_unreachable_socket_is_named() {
 # The webhook denies IDs; here the last line of defence, on the real containerd: refused, nothing removed.
 test_cri_rmi_refuses_image_ids() {
   cri_setup || return 1
-  local ref repo id hex digest
-  ref=$(cri_gen "cri-id-$CRI_ID" t1) || return 1
-  repo=${ref%:*}
-  cri_copy "${repo#"$REGISTRY"/}" t1 "${repo#"$REGISTRY"/}" t2 || return 1
-  cri_ok pull "$repo:t1" || return 1
-  cri_ok pull "$repo:t2" || return 1
+  local repo id hex digest
+  cri_two_tags "cri-id-$CRI_ID" || return 1
+  repo=$CRI_REPO
   cri_ok inspect "$repo:t1" || return 1
   id=$(jq -r .status.id <<<"$CRI_OUT")
   digest=$(jq -r '.status.repoDigests[0]' <<<"$CRI_OUT")

@@ -32,49 +32,10 @@ wh_free_port() {
 }
 
 # wh_endpoints PORT: the Service and its Endpoints, pointing at the host's PORT.
-wh_endpoints() {
-  kapply >/dev/null <<EOF
-apiVersion: v1
-kind: Service
-metadata: {name: $WH_SVC}
-spec:
-  ports: [{name: webhook-server, port: 3443, targetPort: $1, protocol: TCP}]
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: $WH_SVC}
-subsets:
-- addresses: [{ip: $KF_HOST_IP}]
-  ports: [{name: webhook-server, port: $1, protocol: TCP}]
-EOF
-}
+wh_endpoints() { host_service "$WH_SVC" "$1"; }
 
 # wh_apply_vwc: the configuration as a manifest would ship it, with a placeholder caBundle.
-wh_apply_vwc() {
-  kubectl apply -f - >/dev/null <<EOF
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata:
-  name: $WH_VWC
-  labels: {app: kubefledged, kubefledged: kubefledged-webhook-server}
-webhooks:
-- name: validate-image-cache.kubefledged.io
-  admissionReviewVersions: ["v1beta1", "v1"]
-  timeoutSeconds: 5
-  failurePolicy: Fail
-  sideEffects: None
-  namespaceSelector: {matchLabels: {kf-e2e-webhook: $E2E_NS}}
-  clientConfig:
-    service: {namespace: $E2E_NS, name: $WH_SVC, path: /validate-image-cache, port: 3443}
-    caBundle: $WH_PLACEHOLDER
-  rules:
-  - operations: ["CREATE", "UPDATE"]
-    apiGroups: ["kubefledged.io"]
-    apiVersions: ["v1alpha2"]
-    resources: ["imagecaches"]
-    scope: Namespaced
-EOF
-}
+wh_apply_vwc() { host_vwc "$WH_VWC" "$WH_SVC" kf-e2e-webhook "$WH_PLACEHOLDER"; }
 
 # wh_start NAME PORT [ARGS...]: one webhook replica in Secret mode; its log is $WH_TMP/NAME.log.
 wh_start() {

@@ -15,6 +15,7 @@
 #     is the NetworkPolicy's job (docs/webhook.md).
 # wh_abuse prints its figures into the test log (build/e2e-logs/31-webhook-abuse.*.log).
 # shellcheck shell=bash
+. "$E2E_ROOT/tests/e2e/kf.sh"
 
 AB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 AB_KF=${KF_BIN:-$AB_ROOT/build/src/kubefledged}
@@ -66,53 +67,11 @@ ab_vwc() {
   kubectl get crd imagecaches.kubefledged.io >/dev/null 2>&1 || kubectl apply -f "$AB_ROOT/deploy/kubefledged-crd.yaml"
   kubectl label namespace "$E2E_NS" kf-e2e-abuse="$E2E_NS" >/dev/null
   defer kubectl delete validatingwebhookconfiguration "$E2E_NS-abuse" --ignore-not-found
-  kapply >/dev/null <<EOF
-apiVersion: v1
-kind: Service
-metadata: {name: $AB_SVC}
-spec:
-  ports: [{name: webhook-server, port: 3443, targetPort: $AB_PORT, protocol: TCP}]
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: $AB_SVC}
-subsets:
-- addresses: [{ip: $KF_HOST_IP}]
-  ports: [{name: webhook-server, port: $AB_PORT, protocol: TCP}]
-EOF
-  kubectl apply -f - >/dev/null <<EOF
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {name: $E2E_NS-abuse}
-webhooks:
-- name: validate-image-cache.kubefledged.io
-  admissionReviewVersions: ["v1"]
-  timeoutSeconds: 5
-  failurePolicy: Fail
-  sideEffects: None
-  namespaceSelector: {matchLabels: {kf-e2e-abuse: $E2E_NS}}
-  clientConfig:
-    service: {namespace: $E2E_NS, name: $AB_SVC, path: /validate-image-cache, port: 3443}
-    caBundle: $(base64 -w0 < "$AB_TMP/tls.crt")
-  rules:
-  - operations: ["CREATE", "UPDATE"]
-    apiGroups: ["kubefledged.io"]
-    apiVersions: ["v1alpha2"]
-    resources: ["imagecaches"]
-    scope: Namespaced
-EOF
+  host_service "$AB_SVC" "$AB_PORT"
+  host_vwc "$E2E_NS-abuse" "$AB_SVC" kf-e2e-abuse "$(base64 -w0 < "$AB_TMP/tls.crt")"
 }
 
-ab_create() { # NAME: an ImageCache create, admitted through the webhook
-  kapply 2>&1 <<EOF
-apiVersion: kubefledged.io/v1alpha2
-kind: ImageCache
-metadata: {name: $1}
-spec:
-  cacheSpec:
-  - images: ["$REGISTRY/busybox:1"]
-EOF
-}
+ab_create() { ic_apply "$1" <<< "[{\"images\": [\"$REGISTRY/busybox:1\"]}]" 2>&1; } # NAME: admitted by the webhook
 
 test_webhook_answers_while_one_client_holds_1100_idle_connections() {
   ab_start
