@@ -6,7 +6,8 @@
  * purging one ImageCache could remove images another cache (or a workload) still wanted. Here:
  *   1. ImageStatus(ref): absent -> done (idempotent);
  *   2. split the image's references into those that belong to ref (the tag itself, and digest entries
- *      of its repository when no other tag of that repository remains) and the others;
+ *      of its repository when no other tag of that repository remains; for a digest reference that
+ *      digest entry only, never the repository's tags) and the others;
  *   3. no others -> RemoveImage(image id); others on containerd -> containerd Images/Delete of just our
  *      names; others elsewhere (CRI-O has no such API) -> refuse, naming the other references.
  * References are compared after normalisation (busybox:1.36 == docker.io/library/busybox:1.36) with
