@@ -97,6 +97,12 @@ test_webhook_cabundle_reconciled_and_shared() {
   assert_contains "$out" 'admission webhook "validate-image-cache.kubefledged.io" denied the request: No images specified within image list'
   out=$(wh_create ic-bad '["nginx;reboot"]') && fail "bad reference accepted"
   assert_contains "$out" 'spec.cacheSpec[0].images[0]: invalid image reference "nginx;reboot"'
+  # an image ID (runtimes remove the whole image, every tag, when asked to delete it) is not a reference
+  local id=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+  out=$(wh_create ic-id '["'"$REGISTRY"'/busybox:1", "'"$id"'"]') && fail "image ID accepted"
+  assert_contains "$out" "spec.cacheSpec[0].images[1]: invalid image reference \"$id\": an image ID is not an image reference"
+  out=$(wh_create ic-id '["'"${id#sha256:}"'"]') && fail "bare 64-hex image ID accepted"
+  assert_contains "$out" "an image ID is not an image reference"
 
   # upstream's defect: re-applying the manifests puts the placeholder back; here it is repaired at once
   for i in 1 2 3; do
