@@ -111,8 +111,11 @@ do_apply() {
     crd/nodeimagecaches.kubefledged.io >/dev/null
   apply serviceaccount-controller role-controller rolebinding-controller clusterrole-controller \
     clusterrolebinding-controller deployment-controller
+  # The certificate Secret only when missing: the webhook may fill it in but not create it, and one made by
+  # an earlier build has type kubernetes.io/tls, which a re-apply (Opaque) could not change.
+  kubectl -n "$NS" get secret "$SECRET" >/dev/null 2>&1 || apply secret-webhook-server
   apply serviceaccount-webhook-server role-webhook-server rolebinding-webhook-server clusterrole-webhook-server \
-    clusterrolebinding-webhook-server service-webhook-server deployment-webhook-server
+    clusterrolebinding-webhook-server service-webhook-server networkpolicy-webhook-server deployment-webhook-server
   # The webhook configuration goes last, once a replica serves: before that, with failurePolicy Fail, every
   # ImageCache create or update would be refused. Re-applying it later does not touch the live caBundle.
   kubectl -n "$NS" rollout status deployment/kubefledged-webhook-server --timeout="$TIMEOUT"
@@ -168,9 +171,11 @@ helm_lint() {
     --set controller.priorityClassName=system-cluster-critical --set webhookServer.hostNetwork=true \
     --set webhookServer.priorityClassName=system-cluster-critical --set webhookServerReplicaCount=3 \
     --set 'imagePullSecrets[0].name=regcred' --set 'tolerations[0].operator=Exists' --set nodeSelector.a=b \
-    --set 'args.controllerExtraArgs[0]=-v=2' --set args.controllerJobsMaxSurge=10)
+    --set 'args.controllerExtraArgs[0]=-v=2' --set args.controllerJobsMaxSurge=10 \
+    --set 'webhookServer.networkPolicy.apiServerCIDRs[0]=10.0.0.10/32' --set secret.create=false)
   out+=$(helm template kf "$CHART" --set webhookServer.enable=false --set serviceAccount.create=false \
-    --set clusterRole.create=false --set clusterRoleBinding.create=false --set mode=jobs)
+    --set clusterRole.create=false --set clusterRoleBinding.create=false --set mode=jobs \
+    --set webhookServer.networkPolicy.enabled=false)
   out+=$(helm template kf "$CHART" --set 'agent.extraHostPaths[0]=/srv/containerd' --set 'agent.tolerations=null' \
     --set agent.priorityClassName=system-node-critical --set 'agent.extraArgs[0]=-v=2')
   if helm template kf "$CHART" --set mode=both >/dev/null 2>&1; then

@@ -7,7 +7,8 @@
  * It replaces upstream's kubefledged-cri-client image (bash + crictl + docker CLI) in delete Jobs. The
  * image string arrives as argv and is checked against the reference grammar, so there is no shell to
  * inject into. `rmi` removes exactly the reference asked for (cri_rmi, cri_docker_remove), never the
- * other tags of a shared image. `rmi` and `pull` write a one-line result to the termination log
+ * other tags of a shared image; image IDs ("sha256:...", 64 hex) are refused like any invalid reference
+ * (exit 2), since removing by ID removes the image with every tag. `rmi` and `pull` write a one-line result to the termination log
  * (default /dev/termination-log, if it exists and is writable), which the controller reads back from
  * the pod's termination message.
  *
@@ -60,6 +61,7 @@ static const char summary[] =
 	"  inspect IMAGE        status of one image, as JSON\n"
 	"  pull IMAGE           pull an image (--creds USER:PASSWORD for a private registry)\n"
 	"  rmi IMAGE...         remove exactly these references; other tags of the same image stay\n"
+	"                       (a digest removes only that digest; image IDs are refused)\n"
 	"  imagefsinfo          image filesystem usage (CRI only)\n\n"
 	"Exit status: 0 success, 1 failure, 2 usage error.";
 

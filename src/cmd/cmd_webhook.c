@@ -39,8 +39,8 @@
 #define DEFAULT_SERVICE "kubefledged-webhook-server"
 
 static char *f_cert, *f_key, *f_bind, *f_secret, *f_ns, *f_service, *f_vwc, *f_kubeconfig, *f_master;
-static int f_port, f_init, f_threads, f_max_conns, f_max_body;
-static int64_t f_idle_ms, f_req_ms, f_grace_ms, f_cert_validity_ms, f_ca_validity_ms;
+static int f_port, f_init, f_threads, f_max_conns, f_max_body, f_max_conns_ip, f_max_inflight;
+static int64_t f_idle_ms, f_req_ms, f_hdr_ms, f_grace_ms, f_cert_validity_ms, f_ca_validity_ms;
 
 static struct flag flag_table[] = {
 	{ "cert-file", FLAG_STRING, &f_cert, "",
@@ -53,11 +53,20 @@ static struct flag flag_table[] = {
 	{ "bind-address", FLAG_STRING, &f_bind, "", "address to listen on; empty = every interface" },
 	{ "threads", FLAG_INT, &f_threads, "4", "worker threads serving requests" },
 	{ "max-connections", FLAG_INT, &f_max_conns, "1000", "open connections at most; more are refused" },
+	{ "max-connections-per-ip", FLAG_INT, &f_max_conns_ip, "100",
+	  "open connections from one address at most; more are closed at once (so one client cannot take them all)" },
+	{ "header-timeout", FLAG_DURATION, &f_hdr_ms, "10s",
+	  "a new connection's TLS handshake and request headers must be complete within this, however slowly "
+	  "they trickle in" },
 	{ "idle-timeout", FLAG_DURATION, &f_idle_ms, "120s",
 	  "close a connection idle this long (above the API server's 90s keep-alive)" },
-	{ "request-timeout", FLAG_DURATION, &f_req_ms, "10s", "drop a connection whose request body takes longer" },
+	{ "request-timeout", FLAG_DURATION, &f_req_ms, "10s",
+	  "a request's body and reply must be done within this after its headers, or the connection is cut" },
 	{ "max-request-bytes", FLAG_INT, &f_max_body, "4194304",
 	  "largest AdmissionReview accepted (413 above; the API server caps objects at 3 MiB)" },
+	{ "max-inflight-request-bytes", FLAG_INT, &f_max_inflight, "33554432",
+	  "request bytes held in memory at once, all connections together; a request that does not fit is "
+	  "answered 503 at once" },
 	{ "shutdown-grace", FLAG_DURATION, &f_grace_ms, "5s", "on SIGTERM, time for requests in flight to finish" },
 	{ "tls-secret", FLAG_STRING, &f_secret, DEFAULT_SECRET,
 	  "Secret holding the CA and serving pair (ca.crt, ca.key, tls.crt, tls.key); created and renewed as "
@@ -249,9 +258,11 @@ int cmd_webhook_server(int argc, char **argv)
 #endif
 		goto out;
 	}
-	if (f_port < 0 || f_port > 65535 || f_threads < 1 || f_max_conns < 1 || f_max_body < 1 || f_idle_ms < 1000) {
-		LOG_ERROR("invalid limits: --port 0..65535, --threads, --max-connections, --max-request-bytes >= 1, "
-			  "--idle-timeout >= 1s");
+	if (f_port < 0 || f_port > 65535 || f_threads < 1 || f_max_conns < 1 || f_max_body < 1 || f_idle_ms < 1000 ||
+	    f_max_conns_ip < 1 || f_hdr_ms < 1 || f_max_inflight < f_max_body) {
+		LOG_ERROR("invalid limits: --port 0..65535, --threads, --max-connections, --max-connections-per-ip, "
+			  "--max-request-bytes >= 1, --idle-timeout >= 1s, --header-timeout > 0, "
+			  "--max-inflight-request-bytes >= --max-request-bytes (got %d < %d)", f_max_inflight, f_max_body);
 		goto out;
 	}
 	if (!*f_cert != !*f_key) {
@@ -309,8 +320,11 @@ int cmd_webhook_server(int argc, char **argv)
 #endif
 	}
 
-	struct wh_server_opts so = { f_bind, f_port, f_threads, f_max_conns, (int)(f_idle_ms / 1000), f_req_ms,
-				     (size_t)f_max_body, tls };
+	struct wh_server_opts so = { .bind_address = f_bind, .port = f_port, .threads = f_threads,
+				     .max_connections = f_max_conns, .idle_timeout_s = (int)(f_idle_ms / 1000),
+				     .request_timeout_ms = f_req_ms, .max_body = (size_t)f_max_body, .tls = tls,
+				     .max_conns_per_ip = f_max_conns_ip, .header_timeout_ms = f_hdr_ms,
+				     .max_inflight_bytes = (size_t)f_max_inflight };
 	if (!(srv = wh_server_start(&so, &err))) {
 		LOG_ERROR("%s", err.buf);
 		goto out;
@@ -322,8 +336,12 @@ int cmd_webhook_server(int argc, char **argv)
 	wh_server_stats(srv, &st);
 	wh_server_stop(srv, f_grace_ms);
 	srv = NULL;
-	LOG_INFO("stopped after %llu requests (%llu allowed, %llu denied, %llu errors)", (unsigned long long)st.requests,
-		 (unsigned long long)st.allowed, (unsigned long long)st.denied, (unsigned long long)st.errors);
+	LOG_INFO("stopped after %llu requests (%llu allowed, %llu denied, %llu errors, %llu answered 503 for the "
+		 "byte budget); %llu connections cut at a deadline, %llu for a slow body; at most %zu request bytes "
+		 "held at once",
+		 (unsigned long long)st.requests, (unsigned long long)st.allowed, (unsigned long long)st.denied,
+		 (unsigned long long)st.errors, (unsigned long long)st.busy, (unsigned long long)st.expired,
+		 (unsigned long long)st.dropped, st.inflight_peak);
 	rc = 0;
 out:
 	wh_server_stop(srv, 0);

@@ -123,8 +123,8 @@ int cri_image_status(struct cri_client *c, const char *image, struct cri_image *
  * malloc'd, caller frees. */
 int cri_pull_image(struct cri_client *c, const char *image, const struct cri_auth *auth, char **image_ref,
 		   struct strbuf *err);
-/* CRI RemoveImage: removes the WHOLE image the reference resolves to, with all its tags and digests.
- * Use cri_rmi to remove a single reference. */
+/* CRI RemoveImage: removes the WHOLE image the reference (or id) resolves to, with all its tags and
+ * digests. Low level, unchecked: use cri_rmi to remove a single reference. */
 int cri_remove_image(struct cri_client *c, const char *image, struct strbuf *err);
 int cri_image_fs_info(struct cri_client *c, struct cri_fs_info *out, struct strbuf *err);
 
@@ -171,19 +171,31 @@ int cri_list_containers(struct cri_client *c, struct cri_container_list *out, st
  *  - other references share the image: on containerd, delete only this name (and its repository's
  *    digest entry when no other tag of that repository remains) with the containerd Images API;
  *    on other runtimes return CRI_EREFUSED with err naming the other references, removing nothing.
- * An image id ("sha256:<64 hex>") removes the whole image. msg gets a one-line account of what was done.
+ * A digest reference (repo@sha256:..., with or without a tag) owns only that digest entry, never the
+ * repository's tags. The reference the runtime resolves must be carried by the image it resolves to
+ * (containerd falls back to an image-ID prefix for unknown names): otherwise CRI_EREFUSED, nothing removed.
+ * Image IDs ("sha256:<64 hex>", 64 hex alone) are refused with CRI_EINVAL like any invalid reference:
+ * removing by ID would remove every tag of the image. msg gets a one-line account of what was done.
  * Validates ref first (CRI_EINVAL). */
 int cri_rmi(struct cri_client *c, const char *ref, struct strbuf *msg, struct strbuf *err);
 
-/* Checks an image reference (or image id) given by a user, by the distribution grammar. Returns 0, or
- * CRI_EINVAL with err = 'invalid image reference "<ref, control characters escaped>": <reason>'.
- * Whitespace, control characters and shell syntax ("$(x)", "a;b") never pass. */
+/* Checks an image reference given by a user, by the distribution grammar. Returns 0, or CRI_EINVAL with
+ * err = 'invalid image reference "<ref, control characters escaped>": <reason>'. Whitespace, control
+ * characters, shell syntax ("$(x)", "a;b") and image IDs ("sha256:<hex>", 64 hex alone: "an image ID is
+ * not an image reference ...") never pass. */
 int cri_check_ref(const char *ref, struct strbuf *err);
 /* 1 for an image id "sha256:<64 lowercase hex>". */
 int cri_is_image_id(const char *s);
+/* 1 when img carries ref itself, compared after normalisation: for a tag reference a repo_tags entry of
+ * that repository and tag (untagged = latest), for a digest reference a repo_digests entry of that
+ * repository and digest. Docker spells entries short ("busybox:1.36"), CRI long; both compare equal. */
+int cri_image_has_ref(const struct cri_image *img, const char *ref);
 
 /* Pure part of cri_rmi, for tests: which of img's references belong to ref (to delete) and which do
- * not (to keep). Entries are borrowed from img; the arrays are malloc'd (free only the arrays). */
+ * not (to keep). ref's own: the entry naming ref itself, and for a tag reference the digest entries of its
+ * repository when no other tag of that repository is on the image; nothing else, ever (another tag,
+ * another repository, an unparsable entry). An invalid ref (or an image ID) owns nothing. Entries are
+ * borrowed from img; the arrays are malloc'd (free only the arrays). */
 void cri_rmi_partition(const char *ref, const struct cri_image *img, const char ***own, size_t *n_own,
 		       const char ***others, size_t *n_others);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "util/imageref.h"
 #include "util/util.h"
 #include "util/version.h"
 
@@ -575,16 +576,57 @@ out:
 	return rc;
 }
 
+/* The fully qualified name dockerd should act on: domain/path:tag (untagged: latest), or domain/path@digest
+ * for a digest reference (a tag beside a digest is dropped, as dockerd stored it). It always holds a '/',
+ * so dockerd can never read it as an image-ID prefix, which it tries for names it does not know. */
+static void docker_name(const char *ref, struct strbuf *out)
+{
+	struct imageref r;
+	struct strbuf ignored = STRBUF_INIT;
+	if (imageref_parse(ref, &r, &ignored) == 0) {
+		imageref_name(&r, out);
+		if (r.digest[0])
+			sb_addf(out, "@%s", r.digest);
+		else
+			sb_addf(out, ":%s", r.tag[0] ? r.tag : "latest");
+	} else {
+		sb_adds(out, ref);
+	}
+	sb_release(&ignored);
+}
+
 int cri_docker_remove(struct cri_docker *d, const char *ref, struct strbuf *msg, struct strbuf *err)
 {
-	struct strbuf body = STRBUF_INIT, path = STRBUF_INIT, e = STRBUF_INIT;
+	struct strbuf body = STRBUF_INIT, path = STRBUF_INIT, e = STRBUF_INIT, name = STRBUF_INIT;
+	struct cri_image img = { 0 };
+	int present = 0;
 	long st = 0;
 	int rc = cri_check_ref(ref, err);
 	if (rc)
 		goto out;
-	sb_addf(&path, "/images/%s?force=1", ref);
+	docker_name(ref, &name);
+	rc = cri_docker_inspect(d, name.buf, &img, &present, err);
+	if (rc)
+		goto out;
+	if (!present) {
+		sb_addf(msg, "image %s not present", ref);
+		goto out;
+	}
+	/* Only a reference the image carries is removed (dockerd would resolve an unknown name by ID). */
+	if (!cri_image_has_ref(&img, ref)) {
+		rc = CRI_EREFUSED;
+		sb_addf(err, "image %s resolves to %s, whose references (", ref, img.id);
+		for (size_t i = 0; i < img.n_repo_tags + img.n_repo_digests; i++)
+			sb_addf(err, "%s%s", i ? ", " : "",
+				i < img.n_repo_tags ? img.repo_tags[i] : img.repo_digests[i - img.n_repo_tags]);
+		sb_adds(err, ") do not include it; nothing removed");
+		goto out;
+	}
+	/* No force: dockerd then untags just this name, and refuses (409) to drop the last reference of an
+	 * image a container (even a stopped one) uses, instead of deleting it from under the container. */
+	sb_addf(&path, "/images/%s", name.buf);
 	rc = request(d, "DELETE", path.buf, NULL, &body, &st, &e);
-	if (rc == CRI_NOT_FOUND && st == 404) {
+	if (rc == CRI_NOT_FOUND && st == 404) { /* removed meanwhile: the result is what was asked */
 		sb_addf(msg, "image %s not present", ref);
 		rc = 0;
 		goto out;
@@ -595,8 +637,10 @@ int cri_docker_remove(struct cri_docker *d, const char *ref, struct strbuf *msg,
 	}
 	rc = cri_docker_parse_delete(body.buf, body.len, msg, err);
 out:
+	cri_image_clear(&img);
 	sb_release(&body);
 	sb_release(&path);
 	sb_release(&e);
+	sb_release(&name);
 	return rc;
 }

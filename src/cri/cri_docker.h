@@ -5,8 +5,9 @@
  *   version  GET /version            list    GET /images/json          inspect  GET /images/{name}/json
  *   pull     POST /images/create?fromImage=REPO&tag=TAG, credentials in X-Registry-Auth
  *   containers GET /containers/json?all=1   info GET /info (DockerRootDir)
- *   remove   DELETE /images/{name}?force=1: with a name, docker untags just that reference and removes
- *            the image only when nothing else refers to it (unlike CRI RemoveImage).
+ *   remove   GET /images/{name}/json, then DELETE /images/{name} (no force): with a name, docker untags
+ *            just that reference and removes the image only when nothing else refers to it (unlike CRI
+ *            RemoveImage), and refuses (409) to drop the last reference of an image a container uses.
  *
  * Results use the types and codes of cri.h; errors read like the docker CLI's
  * ("Error response from daemon: No such image: x"), with HTTP statuses mapped to codes
@@ -39,6 +40,10 @@ int cri_docker_inspect(struct cri_docker *d, const char *ref, struct cri_image *
 int cri_docker_pull(struct cri_docker *d, const char *ref, const struct cri_auth *auth, char **image_ref,
 		    struct strbuf *err);
 /* Removes one reference (docker semantics, see above). Absent: 0 with msg "image X not present".
+ * Image IDs are refused (CRI_EINVAL, as cri_check_ref). The image the name resolves to must carry the
+ * reference itself in RepoTags (or RepoDigests, for a digest reference), else CRI_EREFUSED and nothing is
+ * removed: dockerd resolves a name it does not know as an image-ID prefix. The DELETE names the image
+ * fully qualified (docker.io/library/busybox:1.36), which dockerd never reads as an ID.
  * msg gets a one-line account ("untagged X", "untagged X, deleted sha256:..."). */
 int cri_docker_remove(struct cri_docker *d, const char *ref, struct strbuf *msg, struct strbuf *err);
 

@@ -135,8 +135,9 @@ void cri_grpc_parse_header(struct cri_grpc_reply *r, const char *line, size_t n)
 			else
 				code = code * 10 + (v[i] - '0');
 		}
-		/* An unparsable status is still a failed call: UNKNOWN, as grpc-go does. */
-		r->grpc_status = ok ? code : CRI_UNKNOWN;
+		/* An unparsable status is still a failed call: UNKNOWN, as grpc-go does; so is a code beyond the
+		 * 17 gRPC defines (callers rely on cri.h's range: 0, 1..16, or a negative local code). */
+		r->grpc_status = ok && code <= CRI_UNAUTHENTICATED ? code : CRI_UNKNOWN;
 	} else if (header_is(line, n, "grpc-message", &v, &vn)) {
 		sb_reset(&r->grpc_message);
 		cri_grpc_percent_decode(&r->grpc_message, v, vn);

@@ -6,11 +6,15 @@
  * purging one ImageCache could remove images another cache (or a workload) still wanted. Here:
  *   1. ImageStatus(ref): absent -> done (idempotent);
  *   2. split the image's references into those that belong to ref (the tag itself, and digest entries
- *      of its repository when no other tag of that repository remains) and the others;
+ *      of its repository when no other tag of that repository remains; for a digest reference that
+ *      digest entry only, never the repository's tags) and the others;
  *   3. no others -> RemoveImage(image id); others on containerd -> containerd Images/Delete of just our
  *      names; others elsewhere (CRI-O has no such API) -> refuse, naming the other references.
  * References are compared after normalisation (busybox:1.36 == docker.io/library/busybox:1.36) with
- * util/imageref.c. */
+ * util/imageref.c. Image IDs ("sha256:<hex>", 64 hex) are refused before anything is asked: removing by ID
+ * removes the image with every tag, which is never what one reference asks for. A reference that the
+ * runtime resolves to an image not carrying it (containerd falls back to an ID-prefix lookup when a name
+ * is unknown) owns nothing there, so it is refused too. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,37 +36,16 @@ int cri_is_image_id(const char *s)
 	return n == 64;
 }
 
-/* Appends s for a message, with quotes, control characters and non-ASCII bytes escaped. */
-static void add_quoted(struct strbuf *sb, const char *s)
-{
-	sb_addc(sb, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			sb_addf(sb, "\\%c", *p);
-		else if (*p == '\n')
-			sb_adds(sb, "\\n");
-		else if (*p == '\t')
-			sb_adds(sb, "\\t");
-		else if (*p < 0x20 || *p >= 0x7f)
-			sb_addf(sb, "\\x%02x", *p);
-		else
-			sb_addc(sb, (char)*p);
-	}
-	sb_addc(sb, '"');
-}
-
 int cri_check_ref(const char *ref, struct strbuf *err)
 {
 	struct imageref r;
 	struct strbuf why = STRBUF_INIT;
-	if (ref && cri_is_image_id(ref))
-		return 0;
 	if (imageref_parse(ref ? ref : "", &r, &why) == 0) {
 		sb_release(&why);
 		return 0;
 	}
 	sb_adds(err, "invalid image reference ");
-	add_quoted(err, ref ? ref : "");
+	sb_add_quoted(err, ref ? ref : "");
 	sb_addf(err, ": %s", why.buf);
 	sb_release(&why);
 	return CRI_EINVAL;
@@ -71,6 +54,24 @@ int cri_check_ref(const char *ref, struct strbuf *err)
 static int same_repo(const struct imageref *a, const struct imageref *b)
 {
 	return !strcmp(a->domain, b->domain) && !strcmp(a->path, b->path);
+}
+
+/* Is entry (one of an image's references) removed with r? other_tag_same_repo: the image also carries
+ * another tag of r's repository (which keeps the repository's digest entries). */
+static int ref_owns(const struct imageref *r, const char *entry, int other_tag_same_repo)
+{
+	struct imageref h;
+	struct strbuf ignored = STRBUF_INIT;
+	int ok = imageref_parse(entry, &h, &ignored) == 0;
+	sb_release(&ignored);
+	if (!ok || !same_repo(r, &h))
+		return 0;
+	if (r->digest[0]) /* repo@digest (a tag beside it is dropped by runtimes): that digest entry only */
+		return !strcmp(h.digest, r->digest) && (!h.tag[0] || !strcmp(h.tag, r->tag));
+	const char *rtag = r->tag[0] ? r->tag : "latest";
+	if (h.digest[0]) /* the repository's digest entry: goes with its last tag */
+		return !other_tag_same_repo && (!h.tag[0] || !strcmp(h.tag, rtag));
+	return !strcmp(h.tag, rtag);
 }
 
 void cri_rmi_partition(const char *ref, const struct cri_image *img, const char ***own, size_t *n_own,
@@ -83,40 +84,40 @@ void cri_rmi_partition(const char *ref, const struct cri_image *img, const char 
 
 	struct imageref r, h;
 	struct strbuf ignored = STRBUF_INIT;
-	int id = cri_is_image_id(ref);
-	int parsed = !id && imageref_parse(ref, &r, &ignored) == 0;
-	/* The tag asked for ("latest" when untagged; none for a bare digest reference). */
-	const char *rtag = !parsed ? "" : r.tag[0] ? r.tag : r.digest[0] ? "" : "latest";
+	int parsed = imageref_parse(ref, &r, &ignored) == 0;
+	const char *rtag = !parsed ? "" : r.tag[0] ? r.tag : "latest";
 
 	/* Does another tag of the same repository keep the repository's digest entries alive? */
 	int other_tag_same_repo = 0;
-	for (size_t i = 0; parsed && i < img->n_repo_tags; i++) {
+	for (size_t i = 0; parsed && !r.digest[0] && i < img->n_repo_tags; i++) {
 		sb_reset(&ignored);
 		if (imageref_parse(img->repo_tags[i], &h, &ignored) == 0 && same_repo(&r, &h) && h.tag[0] &&
-		    strcmp(h.tag, rtag))
+		    !h.digest[0] && strcmp(h.tag, rtag))
 			other_tag_same_repo = 1;
 	}
+	sb_release(&ignored);
 
 	for (size_t i = 0; i < total; i++) {
 		const char *e = i < img->n_repo_tags ? img->repo_tags[i] : img->repo_digests[i - img->n_repo_tags];
-		int mine;
-		sb_reset(&ignored);
-		if (id)
-			mine = 1;
-		else if (!parsed || imageref_parse(e, &h, &ignored) < 0 || !same_repo(&r, &h))
-			mine = 0;
-		else if (!rtag[0])          /* repo@digest asked: every reference of that repository */
-			mine = 1;
-		else if (h.tag[0])          /* a tag of the same repository: only the one asked for */
-			mine = !strcmp(h.tag, rtag);
-		else                        /* repo@digest entry: ours unless another tag of the repo stays */
-			mine = (r.digest[0] && !strcmp(r.digest, h.digest)) || !other_tag_same_repo;
-		if (mine)
+		if (parsed && ref_owns(&r, e, other_tag_same_repo))
 			(*own)[(*n_own)++] = e;
 		else
 			(*others)[(*n_others)++] = e;
 	}
+}
+
+int cri_image_has_ref(const struct cri_image *img, const char *ref)
+{
+	struct imageref r;
+	struct strbuf ignored = STRBUF_INIT;
+	int ok = imageref_parse(ref, &r, &ignored) == 0;
 	sb_release(&ignored);
+	for (size_t i = 0; ok && i < img->n_repo_tags + img->n_repo_digests; i++) {
+		const char *e = i < img->n_repo_tags ? img->repo_tags[i] : img->repo_digests[i - img->n_repo_tags];
+		if (ref_owns(&r, e, 1)) /* 1: a digest entry does not stand for a tag */
+			return 1;
+	}
+	return 0;
 }
 
 static void add_list(struct strbuf *sb, const char **v, size_t n)
@@ -161,7 +162,7 @@ int cri_rmi(struct cri_client *c, const char *ref, struct strbuf *msg, struct st
 		goto out;
 	}
 	cri_rmi_partition(ref, &img, &own, &n_own, &others, &n_others);
-	if (!cri_is_image_id(ref) && n_own == 0) {
+	if (n_own == 0) {
 		rc = CRI_EREFUSED;
 		sb_addf(err, "image %s resolves to %s, whose references (", ref, img.id);
 		add_list(err, others, n_others);

@@ -1,4 +1,4 @@
-/* imageref.c - image reference parsing and normalisation; see ic_imageref.h for the rules.
+/* imageref.c - image reference parsing and normalisation; see imageref.h for the rules.
  *
  * The grammar, from distribution/reference:
  *   reference  := name [ ":" tag ] [ "@" digest ]
@@ -174,6 +174,24 @@ bad_alg:
 	return -1;
 }
 
+/* An image ID, or a prefix of one, where a runtime expects a reference: 64 hex characters alone (what
+ * distribution/reference refuses as a name), or "sha256:<hex>" (also "sha384:", "sha512:") without a
+ * registry or path. By the grammar "sha256:<hex>" is the repository docker.io/library/sha256 with a hex
+ * tag, but runtimes resolve both forms as image IDs (containerd's CRI even resolves a short hex prefix),
+ * and removing an image by ID removes it with every tag. */
+static int is_image_id(const char *s, size_t len)
+{
+	size_t i = 0;
+	if (len > 7 && (!strncmp(s, "sha256:", 7) || !strncmp(s, "sha384:", 7) || !strncmp(s, "sha512:", 7)))
+		i = 7;
+	else if (len != 64)
+		return 0;
+	for (; i < len; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
 int imageref_parse(const char *s, struct imageref *out, struct strbuf *err)
 {
 	memset(out, 0, sizeof *out);
@@ -194,6 +212,12 @@ int imageref_parse(const char *s, struct imageref *out, struct strbuf *err)
 				c >= 0x7f ? "a non-ASCII byte" : "a control character", i);
 			return -1;
 		}
+	}
+
+	if (is_image_id(s, len)) {
+		sb_adds(err, "an image ID is not an image reference: name the image by repository and tag or digest "
+			     "(e.g. registry.example.com/app:1.2 or app@sha256:...)");
+		return -1;
 	}
 
 	/* digest */

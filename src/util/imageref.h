@@ -28,7 +28,10 @@ struct imageref {
 
 /* Parses s. Returns 0, or -1 with a reason appended to err (without the image itself, so callers can say
  * `image "X": <reason>`), e.g. "repository name must be lowercase", "invalid tag \"v1!\"",
- * "invalid digest: sha256 needs 64 hex characters". */
+ * "invalid digest: sha256 needs 64 hex characters".
+ * Image IDs are refused ("an image ID is not an image reference: ..."): 64 hex characters alone, and
+ * "sha256:<hex>" / "sha384:<hex>" / "sha512:<hex>" without a registry or path, which the grammar would read
+ * as docker.io/library/sha256 but runtimes resolve as an image ID (or, for short hex, an ID prefix). */
 int imageref_parse(const char *s, struct imageref *out, struct strbuf *err);
 
 /* "domain/path[:tag][@digest]" with nothing implied: busybox -> docker.io/library/busybox. */

@@ -20,6 +20,13 @@ void sb_release(struct strbuf *sb)
 	sb_init(sb);
 }
 
+void sb_release_secret(struct strbuf *sb)
+{
+	if (sb->alloc)
+		explicit_bzero(sb->buf, sb->alloc);
+	sb_release(sb);
+}
+
 char *sb_detach(struct strbuf *sb)
 {
 	char *r = sb->alloc ? sb->buf : strdup("");
@@ -105,4 +112,22 @@ void sb_add_urlencoded(struct strbuf *sb, const char *s)
 			sb_add(sb, e, 3);
 		}
 	}
+}
+
+void sb_add_quoted(struct strbuf *sb, const char *s)
+{
+	sb_addc(sb, '"');
+	for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+		if (*p == '"' || *p == '\\')
+			sb_addf(sb, "\\%c", *p);
+		else if (*p == '\n')
+			sb_adds(sb, "\\n");
+		else if (*p == '\t')
+			sb_adds(sb, "\\t");
+		else if (*p < 0x20 || *p >= 0x7f)
+			sb_addf(sb, "\\x%02x", *p);
+		else
+			sb_addc(sb, (char)*p);
+	}
+	sb_addc(sb, '"');
 }

@@ -31,5 +31,11 @@ void sb_addf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(prin
 void sb_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
 /* Appends s percent-encoded for a URL query value or path segment (RFC 3986 unreserved kept). */
 void sb_add_urlencoded(struct strbuf *sb, const char *s);
+/* Appends s in double quotes with '"' and '\\' escaped, and newline, tab, other control bytes and bytes
+ * >= 0x7f written as \n, \t, \xNN: safe in a log line or an error message whatever a client sent. */
+void sb_add_quoted(struct strbuf *sb, const char *s);
+/* As sb_release, but overwrites the buffer first (key material, credentials). Copies left behind by
+ * earlier growth are not reached: size the buffer first (sb_grow) when that matters. */
+void sb_release_secret(struct strbuf *sb);
 
 #endif

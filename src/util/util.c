@@ -244,9 +244,17 @@ char *kf_read_file(const char *path, size_t *len, struct strbuf *err)
 
 int kf_write_file_atomic(const char *path, const void *data, size_t len, int mode, struct strbuf *err)
 {
-	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	int rc = -1;
+	char *tmp = NULL;
+	int fd = -1, rc = -1;
+	for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
+		char sfx[9];
+		kf_random_suffix(sfx, 8);
+		free(tmp);
+		tmp = xasprintf("%s.tmp.%s", path, sfx);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (fd < 0 && errno != EEXIST)
+			break;
+	}
 	if (fd < 0) {
 		sb_addf(err, "cannot create %s: %s", tmp, strerror(errno));
 		goto out;
@@ -275,6 +283,19 @@ int kf_write_file_atomic(const char *path, const void *data, size_t len, int mod
 out:
 	free(tmp);
 	return rc;
+}
+
+void kf_wipe(void *p, size_t n)
+{
+	if (p && n)
+		explicit_bzero(p, n);
+}
+
+void kf_free_secret(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
 }
 
 static json_t *jget_v(json_t *obj, va_list ap)

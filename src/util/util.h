@@ -40,7 +40,8 @@ int64_t kf_timegm64(const struct tm *tm);
 /* Reads a whole file; returns a malloc'd NUL-terminated buffer (length in *len if len != NULL), or NULL
  * with a message in err naming the path. */
 char *kf_read_file(const char *path, size_t *len, struct strbuf *err);
-/* Writes data to path atomically (temp file + rename). Returns 0 or -1 with err set. */
+/* Writes data to path atomically: a new temp file beside it (random name, O_CREAT|O_EXCL|O_NOFOLLOW, so
+ * nothing planted there is followed or reused), then rename. Returns 0 or -1 with err set. */
 int kf_write_file_atomic(const char *path, const void *data, size_t len, int mode, struct strbuf *err);
 
 /* Borrowed lookups: kf_jget(obj, "metadata", "labels", "app", NULL) walks objects by key. Keys may
@@ -50,6 +51,11 @@ json_t *kf_jget(json_t *obj, ...) __attribute__((sentinel));
 const char *kf_jstr(json_t *obj, ...) __attribute__((sentinel));
 /* The JSON type of v in words for error messages: "object", "array", "string", "number", "boolean", "null". */
 const char *kf_json_type_name(const json_t *v);
+
+/* Overwrites n bytes at p with zeros; the compiler cannot drop it (explicit_bzero). */
+void kf_wipe(void *p, size_t n);
+/* Wipes the string s (strlen bytes) and frees it; NULL is fine. For key PEMs and credentials. */
+void kf_free_secret(char *s);
 
 /* A lowercase alphanumeric random suffix of n chars (n < 32), like Kubernetes generateName. */
 void kf_random_suffix(char *out, size_t n);

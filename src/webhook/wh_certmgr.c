@@ -14,50 +14,13 @@
 #define MAX_ATTEMPTS 5
 #define DEFAULT_RESYNC_MS (10LL * 60 * 1000)
 
-static const char *const KEYS[4] = { "ca.crt", "ca.key", "tls.crt", "tls.key" };
-
-static char **pki_field(struct wh_pki *p, int i)
+/* Secret objects hold the CA key and the serving key: every one this file reads or builds is wiped
+ * (wh_secret_wipe) before it is freed. */
+static void secret_free(json_t *secret)
 {
-	char **f[4] = { &p->ca_crt, &p->ca_key, &p->tls_crt, &p->tls_key };
-	return f[i];
-}
-
-/* data[key] of a Secret, decoded; NULL when missing, not base64, or not text. */
-static char *secret_value(json_t *secret, const char *key)
-{
-	const char *b64 = json_string_value(json_object_get(json_object_get(secret, "data"), key));
-	if (!b64)
-		return NULL;
-	size_t n = 0;
-	char *v = (char *)kf_base64_decode(b64, strlen(b64), &n, NULL);
-	if (v && strlen(v) != n) { /* embedded NUL: not PEM */
-		free(v);
-		v = NULL;
-	}
-	return v;
-}
-
-static void pki_from_secret(json_t *secret, struct wh_pki *p)
-{
-	memset(p, 0, sizeof *p);
-	for (int i = 0; i < 4; i++)
-		*pki_field(p, i) = secret_value(secret, KEYS[i]);
-}
-
-/* Sets our four keys in data (other keys are kept). */
-static void put_pki(json_t *secret, struct wh_pki *p)
-{
-	json_t *data = json_object_get(secret, "data");
-	if (!json_is_object(data)) {
-		data = json_object();
-		json_object_set_new(secret, "data", data);
-	}
-	for (int i = 0; i < 4; i++) {
-		const char *v = *pki_field(p, i);
-		char *b64 = kf_base64_encode(v, strlen(v));
-		json_object_set_new(data, KEYS[i], json_string(b64));
-		free(b64);
-	}
+	if (secret && secret->refcount == 1)
+		wh_secret_wipe(secret);
+	json_decref(secret);
 }
 
 static void kube_msg(struct strbuf *err, const char *what, const struct kube_err *ke)
@@ -85,33 +48,34 @@ int wh_certmgr_ensure_secret(const struct wh_certmgr_opts *o, struct wh_pki *pki
 		}
 		struct wh_pki have, next;
 		int changed = 0;
-		pki_from_secret(cur, &have);
+		wh_pki_from_secret(cur, &have);
 		sb_reset(&why);
 		if (wh_pki_reconcile(&have, &po, &next, &changed, &why, err) < 0) {
 			wh_pki_free(&have);
-			json_decref(cur);
+			secret_free(cur);
 			goto out;
 		}
 		if (!changed) {
 			*pki = have;
-			json_decref(cur);
+			secret_free(cur);
 			rc = 0;
 			goto out;
 		}
 		wh_pki_free(&have);
 		json_t *res;
-		if (!cur) {
+		int existed = cur != NULL;
+		if (!existed) {
 			json_t *s = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s, s:s}}, s:s}", "apiVersion", "v1", "kind",
 					      "Secret", "metadata", "name", o->secret, "namespace", o->ns, "labels", "app",
 					      "kubefledged", "kubefledged", "kubefledged-webhook-server", "type",
 					      "kubernetes.io/tls");
-			put_pki(s, &next);
+			wh_pki_to_secret(&next, s);
 			res = kube_create(o->client, coll.buf, s, &ke);
-			json_decref(s);
+			secret_free(s);
 		} else {
-			put_pki(cur, &next);
+			wh_pki_to_secret(&next, cur);
 			res = kube_update(o->client, path.buf, cur, &ke);
-			json_decref(cur);
+			secret_free(cur);
 		}
 		if (!res) {
 			wh_pki_free(&next);
@@ -121,11 +85,16 @@ int wh_certmgr_ensure_secret(const struct wh_certmgr_opts *o, struct wh_pki *pki
 				continue;
 			}
 			sb_reset(&what);
-			sb_addf(&what, "cannot %s Secret %s/%s", cur ? "update" : "create", o->ns, o->secret);
+			sb_addf(&what, "cannot %s Secret %s/%s", existed ? "update" : "create", o->ns, o->secret);
 			kube_msg(err, what.buf, &ke);
+			if (!existed && ke.code == 403) /* our manifests grant no create: they ship the Secret */
+				sb_addf(err, "; the webhook fills in a Secret it may update but does not create it: apply "
+					     "deploy/kubefledged-secret-webhook-server.yaml (the Helm chart creates it), or "
+					     "kubectl -n %s create secret generic %s",
+					o->ns, o->secret);
 			goto out;
 		}
-		json_decref(res);
+		secret_free(res);
 		struct wh_cert_info ci;
 		char until[32] = "?";
 		struct strbuf ignored = STRBUF_INIT;
@@ -133,7 +102,7 @@ int wh_certmgr_ensure_secret(const struct wh_certmgr_opts *o, struct wh_pki *pki
 			kf_rfc3339(ci.not_after, until);
 		sb_release(&ignored);
 		LOG_INFO("certificate Secret %s/%s %s: %s (serving certificate valid until %s)", o->ns, o->secret,
-			 cur ? "updated" : "created", why.buf, until);
+			 existed ? "updated" : "created", why.buf, until);
 		*pki = next;
 		rc = 0;
 		goto out;
@@ -219,6 +188,20 @@ struct wh_certmgr {
 	char *served_crt;    /* tls.crt installed into o.tls */
 	struct wh_certmgr_stats stats;
 };
+
+/* The Secret informer only wakes the worker (which reads the Secret fresh): its cache keeps no keys. */
+static json_t *secret_trim(void *ud, json_t *obj)
+{
+	(void)ud;
+	wh_secret_wipe(obj);
+	json_object_del(obj, "data");
+	json_object_del(obj, "stringData");
+	json_t *md = json_object_get(obj, "metadata");
+	json_object_del(md, "managedFields");
+	/* last-applied-configuration of an applied Secret may hold its data too */
+	json_object_del(json_object_get(md, "annotations"), "kubectl.kubernetes.io/last-applied-configuration");
+	return obj;
+}
 
 static void mark_dirty(struct wh_certmgr *m)
 {
@@ -375,7 +358,8 @@ struct wh_certmgr *wh_certmgr_start(const struct wh_certmgr_opts *o, struct strb
 
 	struct kube_informer_handlers h = { on_add, on_update, on_add, m };
 	char *fs = xasprintf("metadata.name=%s", m->secret);
-	struct kube_informer_opts so = { &KUBE_SECRETS, m->ns, NULL, fs, NULL, 0 };
+	struct kube_informer_opts so = { .res = &KUBE_SECRETS, .ns = m->ns, .field_selector = fs,
+					 .transform = secret_trim };
 	m->sec_inf = kube_informer_new(o->client, &so, &h);
 	free(fs);
 	if (*m->vwc) {

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 #include <string.h>
 
+#include "util/base64.h"
 #include "util/util.h"
 
 #define ORG "kubefledged.io"
@@ -187,7 +188,7 @@ int wh_cert_new_ca(const char *cn, int64_t validity_s, time_t now, char **cert_o
 	*key_out = key_pem(k);
 	if (!*cert_out || !*key_out) {
 		ssl_err(err, "cannot encode CA");
-		free(*cert_out), free(*key_out);
+		free(*cert_out), kf_free_secret(*key_out);
 		*cert_out = *key_out = NULL;
 		goto out;
 	}
@@ -258,7 +259,7 @@ int wh_cert_new_serving(const char *ca_cert_pem, const char *ca_key_pem, const c
 	*key_out = key_pem(k);
 	if (!*cert_out || !*key_out) {
 		ssl_err(err, "cannot encode serving certificate");
-		free(*cert_out), free(*key_out);
+		free(*cert_out), kf_free_secret(*key_out);
 		*cert_out = *key_out = NULL;
 		goto out;
 	}
@@ -415,10 +416,64 @@ int wh_cert_due(const struct wh_cert_info *ci, time_t now)
 void wh_pki_free(struct wh_pki *p)
 {
 	free(p->ca_crt);
-	free(p->ca_key);
+	kf_free_secret(p->ca_key);
 	free(p->tls_crt);
-	free(p->tls_key);
+	kf_free_secret(p->tls_key);
 	memset(p, 0, sizeof *p);
+}
+
+static const char *const SECRET_KEYS[4] = { "ca.crt", "ca.key", "tls.crt", "tls.key" };
+
+static char **pki_field(struct wh_pki *p, int i)
+{
+	char **f[4] = { &p->ca_crt, &p->ca_key, &p->tls_crt, &p->tls_key };
+	return f[i];
+}
+
+void wh_pki_from_secret(json_t *secret, struct wh_pki *out)
+{
+	memset(out, 0, sizeof *out);
+	json_t *data = json_object_get(secret, "data");
+	for (int i = 0; i < 4; i++) {
+		const char *b64 = json_string_value(json_object_get(data, SECRET_KEYS[i]));
+		if (!b64)
+			continue;
+		size_t n = 0;
+		char *v = (char *)kf_base64_decode(b64, strlen(b64), &n, NULL);
+		if (v && strlen(v) != n) { /* embedded NUL: not PEM */
+			kf_wipe(v, n);
+			free(v);
+			v = NULL;
+		}
+		*pki_field(out, i) = v;
+	}
+}
+
+void wh_pki_to_secret(const struct wh_pki *p, json_t *secret)
+{
+	json_t *data = json_object_get(secret, "data");
+	if (!json_is_object(data)) {
+		data = json_object();
+		json_object_set_new(secret, "data", data);
+	}
+	for (int i = 0; i < 4; i++) {
+		const char *v = *pki_field((struct wh_pki *)p, i);
+		char *b64 = kf_base64_encode(v, strlen(v));
+		json_object_set_new(data, SECRET_KEYS[i], json_string(b64));
+		kf_free_secret(b64);
+	}
+}
+
+void wh_secret_wipe(json_t *secret)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(secret, "data"), k, v)
+		if (json_is_string(v)) /* jansson's own buffer: overwritten in place, then freed by it */
+			kf_wipe((char *)json_string_value(v), json_string_length(v));
+	json_object_foreach(json_object_get(secret, "stringData"), k, v)
+		if (json_is_string(v))
+			kf_wipe((char *)json_string_value(v), json_string_length(v));
 }
 
 /* Is the serving pair usable as is: parses, key matches, chains to the bundle at now, names every
@@ -536,8 +591,9 @@ int wh_pki_reconcile(const struct wh_pki *cur, const struct wh_pki_opts *o, stru
 	sb_release(&problem);
 	if (issue) {
 		const char *ca_key = new_ca_key ? new_ca_key : cur->ca_key;
-		if (wh_cert_new_serving(bundle.buf, ca_key, (const char *const *)names, 4, cert_valid, now, &new_crt,
-					&new_key, err) < 0)
+		/* the CN is <svc>.<ns>.svc, the name the API server calls (wh_certs.h) */
+		const char *cn_first[4] = { names[2], names[0], names[1], names[3] };
+		if (wh_cert_new_serving(bundle.buf, ca_key, cn_first, 4, cert_valid, now, &new_crt, &new_key, err) < 0)
 			goto out;
 	}
 
@@ -557,9 +613,9 @@ out:
 	free_bundle(old, n_old);
 	free_bundle(cas, n_cas);
 	free(new_ca_crt);
-	free(new_ca_key);
+	kf_free_secret(new_ca_key);
 	free(new_crt);
-	free(new_key);
+	kf_free_secret(new_key);
 	sb_release(&bundle);
 	return rc;
 }

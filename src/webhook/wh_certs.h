@@ -5,18 +5,20 @@
  * Keys are ECDSA P-256 (about a millisecond to generate; upstream's RSA-4096 took seconds per start).
  *   CA:      CN=kubefledged-webhook-ca, O=kubefledged.io; CA:TRUE, pathlen 0; keyCertSign, cRLSign;
  *            default validity 10 years.
- *   serving: CN=<svc>.<ns>.svc, O=kubefledged.io; DNS <svc>, <svc>.<ns>, <svc>.<ns>.svc,
+ *   serving: CN=<svc>.<ns>.svc, O=kubefledged.io; DNS <svc>.<ns>.svc, <svc>, <svc>.<ns>,
  *            <svc>.<ns>.svc.cluster.local; CA:FALSE; digitalSignature; EKU serverAuth; default 1 year,
  *            never past the CA's own end.
  * Both start in the past by an hour (clock skew between nodes; a tenth of the lifetime if that is shorter),
  * serials are 128 random bits.
  * A certificate is "due" when less than a third of its lifetime is left.
  *
- * All PEM strings returned are malloc'd and owned by the caller (free()), as are the fields of
- * struct wh_pki (wh_pki_free). Errors are appended to err with OpenSSL's reason. */
+ * All PEM strings returned are malloc'd and owned by the caller (free(); kf_free_secret() for keys, which
+ * wipes them), as are the fields of struct wh_pki (wh_pki_free, which wipes the keys). Errors are appended
+ * to err with OpenSSL's reason. */
 #ifndef WH_CERTS_H
 #define WH_CERTS_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -44,8 +46,9 @@ int wh_cert_new_ca(const char *cn, int64_t validity_s, time_t now, char **cert_p
  * every name becomes a SAN: IP when it parses as an IPv4/IPv6 address, else DNS. */
 int wh_cert_new_serving(const char *ca_cert_pem, const char *ca_key_pem, const char *const *names, size_t n_names,
 			int64_t validity_s, time_t now, char **cert_pem, char **key_pem, struct strbuf *err);
-/* The four DNS names of a Service, in the order above; malloc'd strings the caller frees. Fails (err) unless
- * svc and ns are DNS-1123 labels. */
+/* The four DNS names of a Service: <svc>, <svc>.<ns>, <svc>.<ns>.svc, <svc>.<ns>.svc.cluster.local (issue a
+ * serving certificate with <svc>.<ns>.svc first, the CN); malloc'd strings the caller frees. Fails (err)
+ * unless svc and ns are DNS-1123 labels. */
 int wh_cert_service_names(const char *svc, const char *ns, char *out[4], struct strbuf *err);
 
 /* Facts about the first certificate in pem. */
@@ -67,7 +70,17 @@ int wh_cert_due(const struct wh_cert_info *ci, time_t now);
 struct wh_pki {
 	char *ca_crt, *ca_key, *tls_crt, *tls_key; /* PEM, malloc'd; NULL = missing */
 };
-void wh_pki_free(struct wh_pki *p);
+void wh_pki_free(struct wh_pki *p); /* wipes ca_key and tls_key before freeing */
+
+/* The four keys of a Secret object's data (base64), decoded into out (all fields malloc'd or NULL: a key
+ * that is missing, not a string, not base64 or holds a NUL byte is NULL). secret may be NULL or any JSON;
+ * it is only read. */
+void wh_pki_from_secret(json_t *secret, struct wh_pki *out);
+/* Sets the four keys in secret's data (created when missing; other keys kept). Every field must be set. */
+void wh_pki_to_secret(const struct wh_pki *p, json_t *secret);
+/* Overwrites every string value of secret's data in place with zeros, so that freeing the object leaves
+ * no key material behind. NULL or a Secret without data is fine. */
+void wh_secret_wipe(json_t *secret);
 
 struct wh_pki_opts {
 	const char *service, *ns;        /* the webhook Service */

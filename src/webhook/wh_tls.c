@@ -244,7 +244,7 @@ static int load_files(struct wh_tls *t, struct strbuf *err)
 	rc = 0;
 out:
 	free(cert);
-	free(key);
+	kf_free_secret(key);
 	return rc;
 }
 

@@ -30,6 +30,10 @@
 #   cluster_start                   bring every stopped process back and wait until the cluster is ready
 #                                   (testbed/ctl.sh start, i.e. testbed/up.sh); a lone kubelet or containerd
 #                                   comes back alone and the node's pods keep running
+#   host_service NAME PORT          Service NAME (port 3443) in $E2E_NS whose Endpoints are the host's PORT
+#                                   (KF_HOST_IP): the API server reaches a webhook running on the host
+#   host_vwc NAME SVC LABEL CA      ValidatingWebhookConfiguration NAME: ImageCache CREATE/UPDATE in namespaces
+#                                   labelled LABEL=$E2E_NS go to Service SVC of $E2E_NS, trusting CA (base64)
 #   job_complete JOB                true if Job JOB in $E2E_NS has condition Complete=True
 #   pod_waiting_reasons SELECTOR    the containers' waiting reasons of pods matching SELECTOR, one per line
 # shellcheck shell=bash
@@ -126,4 +130,46 @@ job_complete() {
 }
 pod_waiting_reasons() {
   kns get pods -l "$1" -o jsonpath='{range .items[*]}{range .status.containerStatuses[*]}{.state.waiting.reason}{"\n"}{end}{end}'
+}
+
+host_service() {
+  kubectl apply -n "$E2E_NS" -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: $1}
+spec:
+  ports: [{name: webhook-server, port: 3443, targetPort: $2, protocol: TCP}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: $1}
+subsets:
+- addresses: [{ip: $KF_HOST_IP}]
+  ports: [{name: webhook-server, port: $2, protocol: TCP}]
+EOF
+}
+host_vwc() {
+  kubectl apply -f - >/dev/null <<EOF
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: $1
+  labels: {app: kubefledged, kubefledged: kubefledged-webhook-server}
+webhooks:
+- name: validate-image-cache.kubefledged.io
+  admissionReviewVersions: ["v1beta1", "v1"]
+  timeoutSeconds: 5
+  failurePolicy: Fail
+  sideEffects: None
+  namespaceSelector: {matchLabels: {$3: $E2E_NS}}
+  clientConfig:
+    service: {namespace: $E2E_NS, name: $2, path: /validate-image-cache, port: 3443}
+    caBundle: $4
+  rules:
+  - operations: ["CREATE", "UPDATE"]
+    apiGroups: ["kubefledged.io"]
+    apiVersions: ["v1alpha2"]
+    resources: ["imagecaches"]
+    scope: Namespaced
+EOF
 }

@@ -120,6 +120,10 @@ static void headers_and_trailers_parse(void **state)
 	assert_int_equal(r.grpc_status, CRI_UNKNOWN);
 	feed(&r, "grpc-status-details-bin: AAAA\r\n"); /* not grpc-status */
 	assert_int_equal(r.grpc_status, CRI_UNKNOWN);
+	feed(&r, "grpc-status: 45\r\n"); /* beyond the 17 codes (found by fuzz_cri_grpc): Unknown, as gRPC says */
+	assert_int_equal(r.grpc_status, CRI_UNKNOWN);
+	feed(&r, "grpc-status: 16\r\n");
+	assert_int_equal(r.grpc_status, CRI_UNAUTHENTICATED);
 	feed(&r, "grpc-status:0\r\n");
 	assert_int_equal(r.grpc_status, 0);
 	feed(&r, "HTTP/1.1 404 Not Found\r\n");
@@ -189,6 +193,10 @@ static struct fimg *resolve(struct fake *f, const char *ref)
 	canon(ref, &want);
 	for (int i = 0; i < f->nimgs && !found; i++) {
 		if (!strcmp(f->imgs[i].id, ref))
+			found = &f->imgs[i];
+		/* containerd's CRI falls back to an image-ID prefix lookup for a name it does not know */
+		size_t n = strspn(ref, "0123456789abcdef");
+		if (n && !ref[n] && !strncmp(f->imgs[i].id + 7, ref, n))
 			found = &f->imgs[i];
 		for (int k = 0; k < 8 && f->imgs[i].refs[k] && !found; k++) {
 			sb_reset(&have);
@@ -538,7 +546,7 @@ static void references_are_checked(void **state)
 	(void)state;
 	static const char *ok[] = { "busybox", "busybox:1.36", "docker.io/library/busybox:1.36",
 				    "127.0.0.1:5000/test/hand:v1", "localhost/a_b__c-d.e:x_Y-1.2",
-				    "reg.example:443/a/b/c@" DG_1, "reg/a:v1@" DG_2, ID_A };
+				    "reg.example:443/a/b/c@" DG_1, "reg/a:v1@" DG_2 };
 	struct strbuf err = STRBUF_INIT;
 	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
 		if (cri_check_ref(ok[i], &err))
@@ -555,6 +563,10 @@ static void references_are_checked(void **state)
 		{ "", "invalid image reference \"\": image reference is empty" },
 		{ "reg/a@sha256:12", "sha256" },
 		{ "-rf", "invalid image reference \"-rf\"" },
+		/* image IDs: removing by ID removes every tag of the image */
+		{ ID_A, "invalid image reference \"" ID_A "\": an image ID is not an image reference" },
+		{ ID_A + 7, "an image ID is not an image reference" },
+		{ "sha256:abc", "an image ID is not an image reference" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		sb_reset(&err);
@@ -624,18 +636,132 @@ static void rmi_partition_by_normalised_reference(void **state)
 	check_partition("busybox:1.36", cross, cross_dg,
 			"docker.io/library/busybox:1.36 docker.io/library/busybox@" DG_2,
 			"reg:5000/a:v2 reg:5000/a@" DG_2);
-	/* by digest: every reference of that repository */
-	check_partition("reg:5000/a@" DG_2, cross, cross_dg, "reg:5000/a:v2 reg:5000/a@" DG_2,
-			"docker.io/library/busybox:1.36 docker.io/library/busybox@" DG_2);
-	/* name:tag@digest: the tag and that digest */
-	check_partition("reg:5000/a:v1@" DG_1, two, two_dg, "reg:5000/a:v1 reg:5000/a@" DG_1, "reg:5000/a:v3");
-	/* by image id: everything */
-	check_partition(ID_A, cross, cross_dg,
-			"reg:5000/a:v2 docker.io/library/busybox:1.36 reg:5000/a@" DG_2 " docker.io/library/busybox@" DG_2,
-			"");
+	/* by digest: that digest entry only, never the repository's tags */
+	check_partition("reg:5000/a@" DG_2, cross, cross_dg, "reg:5000/a@" DG_2,
+			"reg:5000/a:v2 docker.io/library/busybox:1.36 docker.io/library/busybox@" DG_2);
+	check_partition("reg:5000/a@" DG_1, two, two_dg, "reg:5000/a@" DG_1, "reg:5000/a:v1 reg:5000/a:v3");
+	/* another digest of the same repository is not ours */
+	check_partition("reg:5000/a@" DG_2, two, two_dg, "", "reg:5000/a:v1 reg:5000/a:v3 reg:5000/a@" DG_1);
+	/* name:tag@digest: runtimes store it by digest (the tag is dropped), so only that digest entry */
+	check_partition("reg:5000/a:v1@" DG_1, two, two_dg, "reg:5000/a@" DG_1, "reg:5000/a:v1 reg:5000/a:v3");
+	/* an image id, or a short id, owns nothing */
+	check_partition(ID_A, cross, cross_dg, "",
+			"reg:5000/a:v2 docker.io/library/busybox:1.36 reg:5000/a@" DG_2 " docker.io/library/busybox@" DG_2);
+	check_partition(ID_A + 7, cross, cross_dg, "",
+			"reg:5000/a:v2 docker.io/library/busybox:1.36 reg:5000/a@" DG_2 " docker.io/library/busybox@" DG_2);
 	/* entries a runtime reports that do not parse are never ours */
 	const char *odd[] = { "reg:5000/a:v1", "Not A Ref", NULL };
 	check_partition("reg:5000/a:v1", odd, NULL, "reg:5000/a:v1", "Not A Ref");
+}
+
+/* ---- property: only the asked-for reference is ever "own" ----
+ * Random images over a small universe of repositories (each spelled in every way a runtime or a user may:
+ * busybox, library/busybox, docker.io/library/busybox, index.docker.io/...), tags and digests, and a random
+ * reference to remove; the expected partition is computed from the generator's own truth (which repository,
+ * tag or digest each entry stands for), never from imageref. The rule, exactly:
+ *   digest reference (with or without a tag): own = the entries of that repository with that digest;
+ *   tag reference (untagged = latest): own = the entries of that repository with that tag, plus the
+ *   repository's digest entries when the image carries no other tag of that repository. */
+struct truth { int repo, tag, digest; }; /* tag / digest: index, or -1 */
+static const char *const P_REPOS[][4] = {
+	{ "busybox", "library/busybox", "docker.io/library/busybox", "index.docker.io/library/busybox" },
+	{ "org/app", "docker.io/org/app", "index.docker.io/org/app", "org/app" },
+	{ "reg:5000/a", "reg:5000/a", "reg:5000/a", "reg:5000/a" },
+	{ "reg:5000/a/b", "reg:5000/a/b", "reg:5000/a/b", "reg:5000/a/b" },
+	{ "reg.io/busybox", "reg.io/busybox", "reg.io/busybox", "reg.io/busybox" },
+};
+static const char *const P_TAGS[] = { "latest", "1", "1.36", "v2" };
+static const char *const P_DIGESTS[] = { DG_1, DG_2, "sha256:3333333333333333333333333333333333333333333333333333333333333333" };
+
+static unsigned p_rand(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return (*s >> 16) & 0x7fff;
+}
+
+static void p_spell(struct strbuf *sb, struct truth t, unsigned *seed, int allow_implicit_latest)
+{
+	sb_adds(sb, P_REPOS[t.repo][p_rand(seed) % 4]);
+	if (t.tag >= 0 && !(allow_implicit_latest && t.tag == 0 && t.digest < 0 && p_rand(seed) % 2))
+		sb_addf(sb, ":%s", P_TAGS[t.tag]);
+	if (t.digest >= 0)
+		sb_addf(sb, "@%s", P_DIGESTS[t.digest]);
+}
+
+static void rmi_partition_property(void **state)
+{
+	(void)state;
+	unsigned seed = 20261203;
+	for (int iter = 0; iter < 50000; iter++) {
+		struct truth ent[8], ref;
+		struct strbuf spelled[8], rs = STRBUF_INIT;
+		char *tags[8], *digests[8];
+		int n = 1 + (int)(p_rand(&seed) % 8), nt = 0, nd = 0;
+		struct cri_image img = { 0 };
+		for (int i = 0; i < n; i++) {
+			ent[i].repo = (int)(p_rand(&seed) % ARRAY_SIZE(P_REPOS));
+			int dig = p_rand(&seed) % 2; /* a runtime reports a tag entry or a digest entry */
+			ent[i].tag = dig ? -1 : (int)(p_rand(&seed) % ARRAY_SIZE(P_TAGS));
+			ent[i].digest = dig ? (int)(p_rand(&seed) % ARRAY_SIZE(P_DIGESTS)) : -1;
+			sb_init(&spelled[i]);
+			p_spell(&spelled[i], ent[i], &seed, 0);
+		}
+		ref.repo = (int)(p_rand(&seed) % ARRAY_SIZE(P_REPOS));
+		int kind = p_rand(&seed) % 3; /* tag, digest, tag@digest */
+		ref.tag = kind == 1 ? -1 : (int)(p_rand(&seed) % ARRAY_SIZE(P_TAGS));
+		ref.digest = kind == 0 ? -1 : (int)(p_rand(&seed) % ARRAY_SIZE(P_DIGESTS));
+		p_spell(&rs, ref, &seed, 1);
+		/* runtimes list tags first, then digests: keep the entry order to map back */
+		int order[8], k = 0;
+		for (int i = 0; i < n; i++)
+			if (ent[i].digest < 0)
+				order[k++] = i, tags[nt++] = spelled[i].buf;
+		for (int i = 0; i < n; i++)
+			if (ent[i].digest >= 0)
+				order[k++] = i, digests[nd++] = spelled[i].buf;
+		img.repo_tags = tags, img.n_repo_tags = (size_t)nt;
+		img.repo_digests = digests, img.n_repo_digests = (size_t)nd;
+
+		int other_tag = 0;
+		for (int i = 0; i < n; i++)
+			if (ent[i].repo == ref.repo && ent[i].digest < 0 && ent[i].tag != ref.tag)
+				other_tag = 1;
+		const char **own, **others;
+		size_t no, nx;
+		cri_rmi_partition(rs.buf, &img, &own, &no, &others, &nx);
+		assert_int_equal(no + nx, (size_t)n);
+		int carried = 0;
+		for (int j = 0; j < n; j++) {
+			struct truth e = ent[order[j]];
+			const char *str = j < nt ? tags[j] : digests[j - nt];
+			int want;
+			if (e.repo != ref.repo)
+				want = 0;
+			else if (ref.digest >= 0)
+				want = e.digest == ref.digest;
+			else if (e.digest >= 0)
+				want = !other_tag;
+			else
+				want = e.tag == ref.tag;
+			carried |= e.repo == ref.repo && (ref.digest >= 0 ? e.digest == ref.digest : e.tag == ref.tag);
+			int got = 0;
+			for (size_t q = 0; q < no; q++)
+				got |= own[q] == str;
+			if (got != want) {
+				struct strbuf all = STRBUF_INIT;
+				for (int i = 0; i < n; i++)
+					sb_addf(&all, " %s", spelled[i].buf);
+				fail_msg("case %d: rmi %s on [%s ]: %s is %s, want %s", iter, rs.buf, all.buf, str,
+					 got ? "own" : "other", want ? "own" : "other");
+			}
+		}
+		assert_int_equal(cri_image_has_ref(&img, rs.buf), carried);
+		free(own);
+		free(others);
+		for (int i = 0; i < n; i++)
+			sb_release(&spelled[i]);
+		sb_release(&rs);
+	}
 }
 
 /* ---- rmi against the fake runtime ---- */
@@ -710,9 +836,39 @@ static void rmi_removes_exactly_one_reference(void **state)
 		assert_null(strstr(o.calls[i], "Delete"));
 	}
 
-	/* an image id removes the whole image, whatever shares it */
-	assert_int_equal(rmi(&o, ID_A, &msg, &err), 0);
-	assert_int_equal(o.nimgs, 0);
+	/* an image id is refused before any call: it would remove every tag */
+	int before = o.ncalls;
+	assert_int_equal(rmi(&o, ID_A, &msg, &err), CRI_EINVAL);
+	assert_non_null(strstr(err.buf, "an image ID is not an image reference"));
+	assert_int_equal(o.ncalls, before);
+	assert_int_equal(o.nimgs, 1);
+	assert_string_equal(o.imgs[0].refs[1], "reg:5000/a:v3");
+
+	/* by digest on containerd: only the digest name goes, the tags stay */
+	struct fake dg = { .runtime_name = "containerd", .nimgs = 1,
+			   .imgs = { { ID_A, { "reg:5000/a:v1", "reg:5000/a:v3", "reg:5000/a@" DG_1 } } } };
+	assert_int_equal(rmi(&dg, "reg:5000/a@" DG_1, &msg, &err), 0);
+	assert_int_equal(dg.nimgs, 1);
+	assert_string_equal(dg.imgs[0].refs[0], "reg:5000/a:v1");
+	assert_string_equal(dg.imgs[0].refs[1], "reg:5000/a:v3");
+	assert_null(dg.imgs[0].refs[2]);
+	for (int i = 0; i < dg.ncalls; i++)
+		assert_null(strstr(dg.calls[i], "RemoveImage"));
+	/* and on CRI-O the same asks refuse instead of removing the tags with it */
+	struct fake dgo = { .runtime_name = "cri-o", .nimgs = 1,
+			    .imgs = { { ID_A, { "reg:5000/a:v1", "reg:5000/a@" DG_1 } } } };
+	assert_int_equal(rmi(&dgo, "reg:5000/a@" DG_1, &msg, &err), CRI_EREFUSED);
+	assert_non_null(strstr(err.buf, "also referenced as reg:5000/a:v1"));
+	assert_int_equal(dgo.nimgs, 1);
+
+	/* a name the runtime resolves to an image that does not carry it (an ID prefix): refused */
+	struct fake pf = { .runtime_name = "containerd", .nimgs = 1,
+			   .imgs = { { ID_A, { "reg:5000/a:v1", "reg:5000/a@" DG_1 } } } };
+	assert_int_equal(rmi(&pf, "aaaa", &msg, &err), CRI_EREFUSED);
+	assert_non_null(strstr(err.buf, "resolves to " ID_A));
+	assert_non_null(strstr(err.buf, "nothing removed"));
+	assert_int_equal(pf.nimgs, 1);
+	assert_string_equal(pf.imgs[0].refs[0], "reg:5000/a:v1");
 
 	/* an invalid reference is refused before any call */
 	struct fake n = { .runtime_name = "containerd" };
@@ -741,6 +897,7 @@ int main(void)
 		cmocka_unit_test(recorded_containerd_replies_decode),
 		cmocka_unit_test(references_are_checked),
 		cmocka_unit_test(rmi_partition_by_normalised_reference),
+		cmocka_unit_test(rmi_partition_property),
 		cmocka_unit_test(rmi_removes_exactly_one_reference),
 	};
 	return cmocka_run_group_tests_name("cri", tests, NULL, NULL);

@@ -152,7 +152,7 @@ struct fake_dockerd {
 	int fd;
 	const struct reply *replies;
 	int nreplies;
-	char requests[16][2048];
+	char requests[24][2048];
 	int nrequests;
 	pthread_t th;
 };
@@ -228,9 +228,17 @@ static void client_talks_http_to_dockerd(void **state)
 		{ 200, "docker_inspect.json", NULL },     /* ... then inspect for the id */
 		{ 404, "docker_pull_404.json", NULL },
 		{ 200, "docker_pull_error.stream", NULL },
-		{ 200, "docker_delete_untag.json", NULL },
-		{ 404, "docker_error_404.json", NULL },
+		{ 200, "docker_inspect.json", NULL },     /* remove: inspect, the image carries REF ... */
+		{ 200, "docker_delete_untag.json", NULL }, /* ... so untag it */
+		{ 404, "docker_error_404.json", NULL },   /* remove: absent */
+		{ 200, "docker_inspect.json", NULL },     /* remove: a container uses it */
 		{ 409, NULL, "{\"message\":\"conflict: unable to remove repository reference\"}" },
+		{ 200, "docker_inspect.json", NULL },     /* remove of a name the image does not carry: refused */
+		{ 200, NULL, "{\"Id\":\"sha256:1b\",\"RepoTags\":[\"busybox:1.36\"],\"RepoDigests\":"
+			     "[\"busybox@sha256:5c948585daec2591ea2dc686ad94ce7dcfe1f514a9ad3a47bb8af86feb4f296b\"]}" },
+		{ 200, NULL, "[{\"Untagged\":\"busybox:1.36\"}]" },
+		{ 200, "docker_inspect.json", NULL },     /* removed by someone else meanwhile */
+		{ 404, "docker_error_404.json", NULL },
 	};
 	struct fake_dockerd f;
 	start(&f, script, (int)ARRAY_SIZE(script));
@@ -277,9 +285,27 @@ static void client_talks_http_to_dockerd(void **state)
 	sb_reset(&err);
 	assert_int_equal(cri_docker_remove(d, REF, &msg, &err), CRI_FAILED_PRECONDITION);
 	assert_string_equal(err.buf, "Error response from daemon: conflict: unable to remove repository reference");
-	/* refused before any request */
+	/* the image found does not carry the name asked for (dockerd falls back to an ID prefix): refused */
+	sb_reset(&err);
+	assert_int_equal(cri_docker_remove(d, "127.0.0.1:45729/test/dock:v2", &msg, &err), CRI_EREFUSED);
+	assert_string_equal(err.buf, "image 127.0.0.1:45729/test/dock:v2 resolves to sha256:d074e09a6be124e62b071be8f0840d9f4f5b"
+				     "16cf0c36484799776b0690be4af2, whose references (127.0.0.1:45729/test/dock2:v9, " REF
+				     ", 127.0.0.1:45729/test/dock@sha256:5c948585daec2591ea2dc686ad94ce7dcfe1f514a9ad3a47bb8af86"
+				     "feb4f296b) do not include it; nothing removed");
+	/* short names go fully qualified (never read as an ID), compared with docker's short spelling */
+	sb_reset(&msg);
+	assert_int_equal(cri_docker_remove(d, "busybox:1.36", &msg, &err), 0);
+	assert_string_equal(msg.buf, "untagged busybox:1.36");
+	sb_reset(&msg);
+	assert_int_equal(cri_docker_remove(d, REF, &msg, &err), 0);
+	assert_string_equal(msg.buf, "image " REF " not present");
+	/* refused before any request: bad references and image IDs */
 	sb_reset(&err);
 	assert_int_equal(cri_docker_remove(d, "$(reboot)", &msg, &err), CRI_EINVAL);
+	sb_reset(&err);
+	assert_int_equal(cri_docker_remove(d, "sha256:d074e09a6be124e62b071be8f0840d9f4f5b16cf0c36484799776b0690be4af2",
+					   &msg, &err), CRI_EINVAL);
+	assert_non_null(strstr(err.buf, "an image ID is not an image reference"));
 	assert_int_equal(cri_docker_pull(d, "a;b", NULL, NULL, &err), CRI_EINVAL);
 	stop(&f);
 
@@ -294,8 +320,18 @@ static void client_talks_http_to_dockerd(void **state)
 	assert_null(strstr(f.requests[6], "X-Registry-Auth"));
 	/* a digest reference pulls with tag=<digest>, never an empty tag (that would pull every tag) */
 	assert_non_null(strstr(f.requests[7], "fromImage=127.0.0.1%3A45729%2Ftest%2Fbroken&tag=sha256%3A93b0e34e"));
-	const char *del = "DELETE /images/" REF "?force=1 HTTP/1.1\r\n";
-	assert_int_equal(strncmp(f.requests[8], del, strlen(del)), 0);
+	/* remove: inspect, then DELETE of that exact name, never force */
+	const char *insp = "GET /images/" REF "/json HTTP/1.1\r\n";
+	assert_int_equal(strncmp(f.requests[8], insp, strlen(insp)), 0);
+	const char *del = "DELETE /images/" REF " HTTP/1.1\r\n";
+	assert_int_equal(strncmp(f.requests[9], del, strlen(del)), 0);
+	for (int i = 0; i < f.nrequests; i++)
+		assert_null(strstr(f.requests[i], "force"));
+	assert_int_equal(strncmp(f.requests[13], "GET /images/127.0.0.1:45729/test/dock:v2/json ", 46), 0);
+	const char *bb = "GET /images/docker.io/library/busybox:1.36/json ";
+	assert_int_equal(strncmp(f.requests[14], bb, strlen(bb)), 0);
+	bb = "DELETE /images/docker.io/library/busybox:1.36 ";
+	assert_int_equal(strncmp(f.requests[15], bb, strlen(bb)), 0);
 
 	/* no daemon: the error names the socket */
 	sb_reset(&err);

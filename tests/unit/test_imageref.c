@@ -45,6 +45,12 @@ static void normalises_like_containerd(void **state)
 		     "docker.io/library/nginx:1.2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
 	/* a registry host is recognised by '.', ':' or "localhost"; "Foo" with uppercase too (docker's rule) */
 	canonical_is("Registry/app:1", "Registry/app:1");
+	/* hex names that are not image IDs stay references (the grammar's rule is 64 hex characters) */
+	canonical_is("deadbeef", "docker.io/library/deadbeef:latest");
+	canonical_is("sha256:latest", "docker.io/library/sha256:latest");
+	canonical_is("reg.io/sha256:0123abc", "reg.io/sha256:0123abc");
+	canonical_is("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef:1",
+		     "docker.io/library/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef:1");
 }
 
 static void rejects(const char *in, const char *reason_part)
@@ -87,6 +93,12 @@ static void rejects_bad_references_with_reasons(void **state)
 	rejects("-host.io/app", "registry host");
 	rejects("host-.io/app", "registry host");
 	rejects("host.io:99x/app", "registry");
+	/* image IDs are not references (runtimes resolve them to an image with all its tags) */
+	rejects("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "an image ID");
+	rejects("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "an image ID");
+	rejects("sha256:0123abc", "an image ID"); /* an ID prefix, which containerd's CRI resolves too */
+	rejects("sha512:0123456789abcdef", "an image ID");
+	rejects("sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef", "an image ID");
 	char longtag[200];
 	memset(longtag, 'a', sizeof longtag);
 	memcpy(longtag, "app:", 4);

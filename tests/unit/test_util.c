@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/flags.h"
 #include "util/map.h"
@@ -179,6 +181,57 @@ static void map_put_get_delete_many(void **state)
 	map_free(&m, NULL);
 }
 
+/* A temp file is never an existing path: a symlink planted where a predictable temp name would be must not
+ * be followed (before: "<path>.tmp.<pid>" opened with O_TRUNC, writing the key through the link). */
+static void atomic_write_follows_no_planted_link(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/kf-test-atomic-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *path = xasprintf("%s/tls.key", dir), *victim = xasprintf("%s/victim", dir);
+	char *planted = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	FILE *f = fopen(victim, "w");
+	assert_non_null(f);
+	fputs("untouched\n", f);
+	fclose(f);
+	assert_int_equal(symlink(victim, planted), 0);
+	struct strbuf err = STRBUF_INIT;
+	assert_int_equal(kf_write_file_atomic(path, "KEY", 3, 0600, &err), 0);
+	size_t n = 0;
+	char *v = kf_read_file(victim, &n, &err), *k = kf_read_file(path, &n, &err);
+	assert_string_equal(v, "untouched\n");
+	assert_string_equal(k, "KEY");
+	struct stat st;
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(lstat(planted, &st), 0); /* still the planted link, not replaced by our file */
+	assert_true(S_ISLNK(st.st_mode));
+	/* a target that is a dangling link is replaced by the rename, never written through */
+	char *dangling = xasprintf("%s/dangling", dir), *target = xasprintf("%s/nowhere", dir);
+	assert_int_equal(symlink(target, dangling), 0);
+	assert_int_equal(kf_write_file_atomic(dangling, "X", 1, 0644, &err), 0);
+	assert_int_equal(access(target, F_OK), -1);
+	free(v), free(k);
+	char *cmd = xasprintf("rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	free(cmd), free(path), free(victim), free(planted), free(dangling), free(target);
+	sb_release(&err);
+}
+
+static void quoting_escapes_what_a_client_sends(void **state)
+{
+	(void)state;
+	struct strbuf sb = STRBUF_INIT;
+	sb_add_quoted(&sb, "/a\nI0101 forged\t\"q\"\\\x1b[31m\xc3\xa4");
+	assert_string_equal(sb.buf, "\"/a\\nI0101 forged\\t\\\"q\\\"\\\\\\x1b[31m\\xc3\\xa4\"");
+	sb_release_secret(&sb);
+	assert_int_equal(sb.len, 0);
+	char *s = xstrdup("secret");
+	kf_free_secret(s);
+	kf_free_secret(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +242,8 @@ int main(void)
 		cmocka_unit_test(json_lookup_walks_keys_with_dots),
 		cmocka_unit_test(flags_parse_go_style),
 		cmocka_unit_test(map_put_get_delete_many),
+		cmocka_unit_test(atomic_write_follows_no_planted_link),
+		cmocka_unit_test(quoting_escapes_what_a_client_sends),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

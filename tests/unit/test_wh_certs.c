@@ -237,6 +237,12 @@ static void pki_created_then_stable(void **state)
 	free(why);
 	check_consistent(&p, T0);
 	assert_int_equal(wh_cert_count(p.ca_crt), 1);
+	/* the CN is the name the API server calls, as wh_certs.h says (before: the bare Service name) */
+	struct wh_cert_info ci;
+	struct strbuf err = STRBUF_INIT;
+	assert_int_equal(wh_cert_info(p.tls_crt, &ci, &err), 0);
+	assert_string_equal(ci.subject, "CN=kubefledged-webhook-server.kube-fledged.svc, O=kubefledged.io");
+	sb_release(&err);
 	/* nothing due: no change, for months */
 	assert_int_equal(reconcile_at(&p, T0, OPTS, NULL), 0);
 	assert_int_equal(reconcile_at(&p, T0 + 200 * DAY, OPTS, NULL), 0);
@@ -444,6 +450,41 @@ static void cabundle_patch_only_when_stale(void **state)
 	free(good);
 }
 
+/* The Secret's data <-> struct wh_pki, and wiping a Secret object before it is freed. */
+static void secret_data_round_trip_and_wipe(void **state)
+{
+	(void)state;
+	struct wh_pki p = { xstrdup("CA CRT\n"), xstrdup("CA KEY\n"), xstrdup("TLS CRT\n"), xstrdup("TLS KEY\n") }, q;
+	json_t *sec = json_pack("{s:s, s:{s:s}}", "kind", "Secret", "data", "other", "a2VlcA==");
+	wh_pki_to_secret(&p, sec);
+	assert_string_equal(json_string_value(kf_jget(sec, "data", "other", NULL)), "a2VlcA=="); /* kept */
+	wh_pki_from_secret(sec, &q);
+	assert_string_equal(q.ca_key, "CA KEY\n");
+	assert_string_equal(q.tls_crt, "TLS CRT\n");
+	wh_pki_free(&q);
+	json_t *keep = json_deep_copy(sec);
+	const char *v = json_string_value(kf_jget(sec, "data", "tls.key", NULL));
+	size_t n = strlen(v);
+	wh_secret_wipe(sec);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(v[i], 0);
+	/* missing, not a string, not base64, with a NUL: NULL fields */
+	json_object_set_new(json_object_get(keep, "data"), "ca.crt", json_integer(1));
+	json_object_set_new(json_object_get(keep, "data"), "ca.key", json_string("!!!"));
+	json_object_set_new(json_object_get(keep, "data"), "tls.crt", json_string("AEE=")); /* "\0A" */
+	json_object_del(json_object_get(keep, "data"), "tls.key");
+	wh_pki_from_secret(keep, &q);
+	assert_null(q.ca_crt);
+	assert_null(q.ca_key);
+	assert_null(q.tls_crt);
+	assert_null(q.tls_key);
+	wh_pki_from_secret(NULL, &q);
+	assert_null(q.ca_crt);
+	json_decref(keep);
+	json_decref(sec);
+	wh_pki_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -457,6 +498,7 @@ int main(void)
 		cmocka_unit_test(pki_rotates_the_ca_with_overlap),
 		cmocka_unit_test(pki_waits_for_a_new_ca_to_settle),
 		cmocka_unit_test(cabundle_patch_only_when_stale),
+		cmocka_unit_test(secret_data_round_trip_and_wipe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

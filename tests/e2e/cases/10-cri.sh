@@ -68,6 +68,16 @@ cri_copy() {
     { fail "cannot PUT manifest $3:$4"; return 1; }
 }
 
+# cri_two_tags PREFIX: one fresh image pulled on node 1 under two tags, $CRI_REPO:t1 and $CRI_REPO:t2.
+cri_two_tags() {
+  local ref
+  ref=$(cri_gen "$1" t1) || return 1
+  CRI_REPO=${ref%:*}
+  cri_copy "${CRI_REPO#"$REGISTRY"/}" t1 "${CRI_REPO#"$REGISTRY"/}" t2 || return 1
+  cri_ok pull "$CRI_REPO:t1" || return 1
+  cri_ok pull "$CRI_REPO:t2" || return 1
+}
+
 # ---- tests ----
 
 test_cri_version_reports_containerd() {
@@ -125,12 +135,8 @@ test_cri_pull_images_inspect() {
 
 test_cri_rmi_one_of_two_tags_keeps_the_other() {
   cri_setup || return 1
-  local ref repo
-  ref=$(cri_gen "cri-shared-$CRI_ID" t1) || return 1
-  repo=${ref%:*}
-  cri_copy "${repo#"$REGISTRY"/}" t1 "${repo#"$REGISTRY"/}" t2 || return 1
-  cri_ok pull "$repo:t1" || return 1
-  cri_ok pull "$repo:t2" || return 1
+  cri_two_tags "cri-shared-$CRI_ID" || return 1
+  local repo=$CRI_REPO
   cri_ok inspect "$repo:t1" || return 1
   assert_contains "$CRI_OUT" "\"$repo:t2\"" # one image, two tags
 
@@ -239,15 +245,48 @@ test_cri_unreachable_socket_is_named() {
   assert_eq 2 "$rc"
 }
 
+# An image ID (or a prefix of one) is not a reference: removing by ID removes the image with every tag.
+# The webhook denies IDs; here the last line of defence, on the real containerd: refused, nothing removed.
+test_cri_rmi_refuses_image_ids() {
+  cri_setup || return 1
+  local repo id hex digest
+  cri_two_tags "cri-id-$CRI_ID" || return 1
+  repo=$CRI_REPO
+  cri_ok inspect "$repo:t1" || return 1
+  id=$(jq -r .status.id <<<"$CRI_OUT")
+  digest=$(jq -r '.status.repoDigests[0]' <<<"$CRI_OUT")
+  hex=${id#sha256:}
+  [[ $id == sha256:* ]] && [ ${#hex} = 64 ] || fail "no image id in: $CRI_OUT"
+  for bad in "$id" "$hex" "sha256:${hex:0:12}"; do
+    cri_run rmi "$bad"
+    assert_eq 2 "$CRI_RC" "rmi $bad"
+    assert_contains "$CRI_ERR" "an image ID is not an image reference"
+    assert_contains "$(cat "$CRI_TLOG")" "an image ID is not an image reference"
+  done
+  # a short hex name containerd does not know is looked up as an ID prefix: the image found does not
+  # carry that name, so nothing is removed
+  cri_run rmi "${hex:0:12}"
+  assert_eq 1 "$CRI_RC" "rmi ${hex:0:12}"
+  assert_contains "$CRI_ERR" "do not include it; nothing removed"
+  node_has_image 1 "$repo:t1" || fail "$repo:t1 was removed"
+  node_has_image 1 "$repo:t2" || fail "$repo:t2 was removed"
+  # by digest: only the digest name goes, both tags stay
+  cri_ok rmi "$digest" || return 1
+  assert_contains "$CRI_OUT" "untagged $digest"
+  node_has_image 1 "$repo:t1" || fail "$repo:t1 went with its digest"
+  node_has_image 1 "$repo:t2" || fail "$repo:t2 went with its digest"
+  ! node_has_image 1 "$digest" || fail "$digest is still there"
+  cri_ok rmi "$repo:t1" "$repo:t2" || return 1
+}
+
 # Docker Engine API against a real dockerd: Debian's docker.io, unpacked (not installed) and cached by
 # testbed/dockerd.sh, or KF_DOCKERD=/path/to/dockerd. dockerd runs on node 1's containerd in its own
-# namespace ("moby"), in a temp dir, stopped by PID.
-test_cri_docker_engine_untags_one_reference() {
-  local dockerd=${KF_DOCKERD:-}
+# namespace ("moby"), in a temp dir, stopped by PID. Sets CRI_DK (the client command, as an array).
+cri_dockerd_start() {
+  local dockerd=${KF_DOCKERD:-} d pid
   [ -n "$dockerd" ] || dockerd=$("$E2E_ROOT/testbed/dockerd.sh") || fail "no dockerd: testbed/dockerd.sh failed"
   [ -x "$dockerd" ] || fail "KF_DOCKERD=$dockerd is not an executable"
-  cri_setup || return 1
-  local d=$CRI_TMP/dk ref repo pid
+  d=$CRI_TMP/dk
   mkdir -p "$d/data" "$d/exec"
   PATH=$(dirname "$dockerd"):$(dirname "$dockerd")/../bin:$PATH setsid "$dockerd" -H "unix://$d/docker.sock" \
     --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/docker.pid" --containerd "$NODE1_CRI_SOCKET" \
@@ -256,7 +295,14 @@ test_cri_docker_engine_untags_one_reference() {
   pid=$!
   defer cri_stop_pid "$pid" # before the temp dir goes (defers run last-first)
   wait_until 10 curl -sf --unix-socket "$d/docker.sock" http://localhost/_ping || fail "dockerd did not start: $(tail -5 "$d/log")"
-  local dk=("$CRI_KF" cri --runtime=docker --runtime-endpoint="unix://$d/docker.sock")
+  CRI_DK=("$CRI_KF" cri --runtime=docker --runtime-endpoint="unix://$d/docker.sock" --termination-log="$CRI_TLOG")
+  CRI_DK_SOCK=$d/docker.sock
+}
+
+test_cri_docker_engine_untags_one_reference() {
+  cri_setup || return 1
+  cri_dockerd_start || return 1
+  local dk=("${CRI_DK[@]}") ref repo
   ref=$(cri_gen "cri-docker-$CRI_ID" t1) || return 1
   repo=${ref%:*}
   cri_copy "${repo#"$REGISTRY"/}" t1 "${repo#"$REGISTRY"/}" t2 || return 1
@@ -269,4 +315,40 @@ test_cri_docker_engine_untags_one_reference() {
   assert_contains "$out" "untagged $repo:t1"
   assert_contains "$out" "$repo:t2"
   assert_contains "$out" "image $repo:t1 not present"
+}
+
+# On dockerd: IDs refused; a name dockerd does not know (which it would resolve as an ID prefix, and
+# DELETE ?force=1 then removed the whole image) is "not present"; a digest untags only the digest.
+test_cri_docker_refuses_image_ids() {
+  cri_setup || return 1
+  cri_dockerd_start || return 1
+  local dk=("${CRI_DK[@]}") ref repo id hex digest rc out
+  ref=$(cri_gen "cri-dkid-$CRI_ID" t1) || return 1
+  repo=${ref%:*}
+  cri_copy "${repo#"$REGISTRY"/}" t1 "${repo#"$REGISTRY"/}" t2 || return 1
+  "${dk[@]}" pull "$repo:t1" >/dev/null && "${dk[@]}" pull "$repo:t2" >/dev/null || fail "docker pull failed"
+  out=$("${dk[@]}" inspect "$repo:t1") || fail "inspect failed"
+  id=$(jq -r .status.id <<<"$out")
+  digest=$(jq -r '.status.repoDigests[0]' <<<"$out")
+  hex=${id#sha256:}
+  [ ${#hex} = 64 ] || fail "no image id in: $out"
+  for bad in "$id" "$hex" "sha256:${hex:0:12}"; do
+    rc=0
+    out=$("${dk[@]}" rmi "$bad" 2>&1) || rc=$?
+    assert_eq 2 "$rc" "rmi $bad"
+    assert_contains "$out" "an image ID is not an image reference"
+  done
+  rc=0
+  out=$("${dk[@]}" rmi "${hex:0:12}" 2>&1) || rc=$?
+  assert_eq 0 "$rc" "rmi ${hex:0:12}: $out"
+  assert_contains "$out" "image ${hex:0:12} not present"
+  out=$("${dk[@]}" images -q) || fail "images failed"
+  assert_contains "$out" "$repo:t1"
+  assert_contains "$out" "$repo:t2"
+  # by digest: the digest goes, the tags stay
+  out=$("${dk[@]}" rmi "$digest" 2>&1) || fail "rmi $digest: $out"
+  assert_contains "$out" "untagged $digest"
+  out=$(curl -sf --unix-socket "$CRI_DK_SOCK" "http://localhost/images/$repo:t1/json") || fail "$repo:t1 is gone"
+  assert_eq "[\"$repo:t1\",\"$repo:t2\"]" "$(jq -c '.RepoTags | sort' <<<"$out")"
+  assert_eq "[]" "$(jq -c '.RepoDigests' <<<"$out")"
 }

@@ -32,49 +32,10 @@ wh_free_port() {
 }
 
 # wh_endpoints PORT: the Service and its Endpoints, pointing at the host's PORT.
-wh_endpoints() {
-  kapply >/dev/null <<EOF
-apiVersion: v1
-kind: Service
-metadata: {name: $WH_SVC}
-spec:
-  ports: [{name: webhook-server, port: 3443, targetPort: $1, protocol: TCP}]
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: $WH_SVC}
-subsets:
-- addresses: [{ip: $KF_HOST_IP}]
-  ports: [{name: webhook-server, port: $1, protocol: TCP}]
-EOF
-}
+wh_endpoints() { host_service "$WH_SVC" "$1"; }
 
 # wh_apply_vwc: the configuration as a manifest would ship it, with a placeholder caBundle.
-wh_apply_vwc() {
-  kubectl apply -f - >/dev/null <<EOF
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata:
-  name: $WH_VWC
-  labels: {app: kubefledged, kubefledged: kubefledged-webhook-server}
-webhooks:
-- name: validate-image-cache.kubefledged.io
-  admissionReviewVersions: ["v1beta1", "v1"]
-  timeoutSeconds: 5
-  failurePolicy: Fail
-  sideEffects: None
-  namespaceSelector: {matchLabels: {kf-e2e-webhook: $E2E_NS}}
-  clientConfig:
-    service: {namespace: $E2E_NS, name: $WH_SVC, path: /validate-image-cache, port: 3443}
-    caBundle: $WH_PLACEHOLDER
-  rules:
-  - operations: ["CREATE", "UPDATE"]
-    apiGroups: ["kubefledged.io"]
-    apiVersions: ["v1alpha2"]
-    resources: ["imagecaches"]
-    scope: Namespaced
-EOF
-}
+wh_apply_vwc() { host_vwc "$WH_VWC" "$WH_SVC" kf-e2e-webhook "$WH_PLACEHOLDER"; }
 
 # wh_start NAME PORT [ARGS...]: one webhook replica in Secret mode; its log is $WH_TMP/NAME.log.
 wh_start() {
@@ -136,6 +97,12 @@ test_webhook_cabundle_reconciled_and_shared() {
   assert_contains "$out" 'admission webhook "validate-image-cache.kubefledged.io" denied the request: No images specified within image list'
   out=$(wh_create ic-bad '["nginx;reboot"]') && fail "bad reference accepted"
   assert_contains "$out" 'spec.cacheSpec[0].images[0]: invalid image reference "nginx;reboot"'
+  # an image ID (runtimes remove the whole image, every tag, when asked to delete it) is not a reference
+  local id=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+  out=$(wh_create ic-id '["'"$REGISTRY"'/busybox:1", "'"$id"'"]') && fail "image ID accepted"
+  assert_contains "$out" "spec.cacheSpec[0].images[1]: invalid image reference \"$id\": an image ID is not an image reference"
+  out=$(wh_create ic-id '["'"${id#sha256:}"'"]') && fail "bare 64-hex image ID accepted"
+  assert_contains "$out" "an image ID is not an image reference"
 
   # upstream's defect: re-applying the manifests puts the placeholder back; here it is repaired at once
   for i in 1 2 3; do

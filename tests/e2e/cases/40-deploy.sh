@@ -217,6 +217,12 @@ test_yaml_reapply_restart_rbac_remove() {
   ! _can create validatingwebhookconfigurations --as="$wh" >/dev/null || fail "webhook may create VWCs"
   ! _can get secrets -n kube-system --as="$wh" >/dev/null || fail "webhook may read other namespaces' Secrets"
   ! _can get secrets/other -n "$DEP_NS" --as="$wh" >/dev/null || fail "webhook may read other Secrets"
+  ! _can create secrets -n "$DEP_NS" --as="$wh" >/dev/null || fail "webhook may create Secrets (the manifests ship its Secret)"
+  _can update "secrets/$DEP_SECRET" -n "$DEP_NS" --as="$wh" >/dev/null || fail "webhook cannot update its Secret"
+  # the NetworkPolicy admits TCP to the webhook port and nothing else
+  assert_eq '[[{"ports":[{"port":"webhook-server","protocol":"TCP"}]}],["Ingress"]]' \
+    "$(kubectl -n "$DEP_NS" get networkpolicy kubefledged-webhook-server -o json | jq -c '[.spec.ingress, .spec.policyTypes]')" \
+    "webhook NetworkPolicy"
   # list/watch of one object by field selector is authorized by resourceNames on this API server (the informers)
   kubectl get validatingwebhookconfigurations --field-selector "metadata.name=$DEP_VWC" --as="$wh" -o name >/dev/null ||
     fail "field-selected list of the VWC refused"
