@@ -6,6 +6,8 @@
 SHELL := /bin/bash
 NODES ?= 2
 NODE_LABELS ?=
+NODE_RUNTIMES ?=
+KCM_QPS ?=
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 IMAGE_TAG ?= dev
@@ -53,8 +55,10 @@ fuzz:
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 ## cluster-up      start the local real cluster: make cluster-up NODES=3 NODE_LABELS='rk8s-node2:tier=backend'
+##                 NODE_RUNTIMES='3:docker' (a node on dockerd + dockershim), KCM_QPS=200 (controller-manager client QPS)
 cluster-up:
-	@testbed/up.sh --nodes $(NODES) $(if $(NODE_LABELS),--labels '$(NODE_LABELS)')
+	@testbed/up.sh --nodes $(NODES) $(if $(NODE_LABELS),--labels '$(NODE_LABELS)') \
+	  $(if $(NODE_RUNTIMES),--runtimes '$(NODE_RUNTIMES)') $(if $(KCM_QPS),--kcm-qps '$(KCM_QPS)')
 
 ## cluster-down    stop every process cluster-up started and undo its host changes
 cluster-down:

@@ -44,7 +44,7 @@ strays=""
 for p in /proc/[0-9]*; do
   exe=$(readlink "$p/exe" 2>/dev/null) || continue
   case "${exe##*/}" in
-    etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kube-proxy|kubelet|containerd|docker-registry) ;;
+    etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kube-proxy|kubelet|containerd|dockerd|docker-registry) ;;
     *) continue ;;
   esac
   cmd=$(tr '\0' ' ' 2>/dev/null < "$p/cmdline") || continue
