@@ -13,7 +13,7 @@ JOBS ?= $(shell nproc)
 IMAGE_TAG ?= dev
 
 .PHONY: all deps build image build-asan unit unit-asan unit-valgrind unit-all fuzz cluster-up cluster-down e2e test \
-        demo bench clean help
+        demo bench scale clean help
 
 all: build
 
@@ -84,6 +84,11 @@ demo:
 ## bench           benchmarks under bench/ (need a running cluster)
 bench: build
 	@bench/run.sh
+
+## scale           scale run on the running cluster (docs/scale.md): SCALE_MODE=jobs|agent SCALE_NODES=100 SCALE_IMAGES=20
+##                 (jobs: kubemark hollow nodes and the raw-Jobs floor; agent: kubefledged agent-sim), SCALE_KEEP=1 keeps them
+scale: image
+	@bench/scale.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -2,7 +2,7 @@
 # shellcheck disable=SC2317  # functions run from traps
 # Everything, from a fresh Debian 12 machine (make test; .ci/run calls this):
 #   deps -> build -> unit -> unit-asan -> unit-valgrind -> fuzz (30 s per target) -> cluster-up -> e2e ->
-#   cluster-down
+#   scale-jobs (a small scale run) -> cluster-down
 # The cluster is torn down at the end whatever happened (also on Ctrl-C). Every step is timed; the
 # summary says which passed, failed or were skipped. Exit status: 0 only if every step passed.
 #
@@ -10,6 +10,9 @@
 #   E2E=...                                          run only these e2e cases (see tests/e2e/run.sh)
 #   KEEP_CLUSTER=1                                   leave the cluster up at the end (for debugging)
 #   TEST_FUZZ_SECONDS=30                             how long each fuzz target runs
+#   TEST_SCALE_MODES=jobs                            small scale runs after e2e (50 simulated nodes x 10 images,
+#                                                    bounds checked; docs/scale.md): "jobs agent" once agent
+#                                                    mode is on main, "" for none
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 NODES=${TEST_NODES:-2}
@@ -60,9 +63,14 @@ step unit-asan make --no-print-directory unit-asan
 step unit-valgrind make --no-print-directory unit-valgrind
 step fuzz make --no-print-directory fuzz FUZZ_SECONDS="${TEST_FUZZ_SECONDS:-30}"
 cluster_started=1   # from here on, tear down at exit even if cluster-up fails half-way
+SCALE_MODES=${TEST_SCALE_MODES-jobs}
 if step cluster-up make --no-print-directory cluster-up NODES="$NODES" NODE_LABELS="$NODE_LABELS"; then
   step e2e make --no-print-directory e2e E2E="${E2E:-}"
+  for m in $SCALE_MODES; do
+    step "scale-$m" make --no-print-directory scale SCALE_MODE="$m" SCALE_NODES=50 SCALE_IMAGES=10 SCALE_FLOOR=0 SCALE_CHECK=1
+  done
 else
   skipped e2e "cluster-up failed"
+  for m in $SCALE_MODES; do skipped "scale-$m" "cluster-up failed"; done
 fi
 exit $failed

@@ -226,6 +226,23 @@ docker_rm_all() {
   for id in $ids; do docker_api "$1" DELETE "/containers/$id?force=1&v=1" >/dev/null || return 1; done
 }
 
+# hollow_stop_all: stops every kubemark hollow node of this cluster (testbed/hollow.sh; pids in
+# run/hollow/), SIGKILL after 10 s; prints how many were running.
+hollow_stop_all() {
+  local pids=() f pid
+  for f in "$RUN"/hollow/*.pid; do
+    [ -e "$f" ] || continue
+    f=${f##*/}
+    pid=$(daemon_pid "hollow/${f%.pid}") && { kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); }
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 100); do pid_gone "$pid" && break; sleep 0.1; done
+    pid_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -f "$RUN"/hollow/*.pid
+  echo "${#pids[@]}"
+}
+
 # ---- stopping a node (down.sh, and up.sh when a node's configuration changed) ------------------------
 # kill_shims SOCK: containerd shims outlive containerd by design; ours are the ones whose command line
 # carries our socket ("-address SOCK").
