@@ -68,11 +68,10 @@ up() {
   if [ ! -d /var/log/pods ] || [ ! -d /var/log/containers ]; then die "/var/log/pods or /var/log/containers missing: is the cluster up?"; fi
   mkdir -p "$RUN/hollow" "$LOGS/hollow" "$HDIR"
   busy=$(in_ns ss -Htln 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}' | sort -u | tr '\n' ' ')
-  # certificates and kubeconfigs first (one at a time: openssl keeps the CA's serial in one file), then
-  # every node at once
+  # certificates and kubeconfigs first (four openssl at a time), then every node at once
   local missing=()
   for i in $(seq "$n"); do [ -s "$KCFG/hollow/hollow-$i.conf" ] || missing+=("hollow-$i"); done
-  [ ${#missing[@]} = 0 ] || printf '%s\n' "${missing[@]}" | xargs -I{} bash -c "$(declare -f node_kubeconfig pki_leaf write_kubeconfig); PKI='$PKI' KCFG='$KCFG' APISERVER_URL='$APISERVER_URL' node_kubeconfig {}"
+  [ ${#missing[@]} = 0 ] || printf '%s\n' "${missing[@]}" | xargs -P 4 -I{} bash -c "$(declare -f node_kubeconfig pki_leaf write_kubeconfig); PKI='$PKI' KCFG='$KCFG' APISERVER_URL='$APISERVER_URL' node_kubeconfig {}"
   local started=0
   for i in $(seq "$n"); do
     name=hollow-$i d=$HDIR/$name
