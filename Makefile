@@ -6,12 +6,14 @@
 SHELL := /bin/bash
 NODES ?= 2
 NODE_LABELS ?=
+NODE_RUNTIMES ?=
+KCM_QPS ?=
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 IMAGE_TAG ?= dev
 
 .PHONY: all deps build image build-asan build-tsan unit unit-asan unit-tsan unit-valgrind unit-all fuzz cluster-up cluster-down e2e test \
-        demo bench clean help build-arch unit-arch image-test
+        demo bench scale clean help build-arch unit-arch image-test
 
 all: build
 
@@ -62,8 +64,10 @@ fuzz:
 	@FUZZ_TARGETS='$(FUZZ_TARGETS)' tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 ## cluster-up      start the local real cluster: make cluster-up NODES=3 NODE_LABELS='rk8s-node2:tier=backend'
+##                 NODE_RUNTIMES='3:docker' (a node on dockerd + dockershim), KCM_QPS=200 (controller-manager client QPS)
 cluster-up:
-	@testbed/up.sh --nodes $(NODES) $(if $(NODE_LABELS),--labels '$(NODE_LABELS)')
+	@testbed/up.sh --nodes $(NODES) $(if $(NODE_LABELS),--labels '$(NODE_LABELS)') \
+	  $(if $(NODE_RUNTIMES),--runtimes '$(NODE_RUNTIMES)') $(if $(KCM_QPS),--kcm-qps '$(KCM_QPS)')
 
 ## cluster-down    stop every process cluster-up started and undo its host changes
 cluster-down:
@@ -104,6 +108,11 @@ demo:
 ## bench           benchmarks under bench/ (need a running cluster)
 bench: build
 	@bench/run.sh
+
+## scale           scale run on the running cluster (docs/scale.md): SCALE_MODE=jobs|agent SCALE_NODES=100 SCALE_IMAGES=20
+##                 (jobs: kubemark hollow nodes and the raw-Jobs floor; agent: kubefledged agent-sim), SCALE_KEEP=1 keeps them
+scale: image
+	@bench/scale.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-arm64 build-armhf

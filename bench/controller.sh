@@ -12,6 +12,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "${KF_CLUSTER_DIR:-$ROOT/.cluster}/env"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 N=${1:-100}; ROUNDS=${2:-1}
 BIN=$ROOT/build/src/kubefledged
 IMAGE=${KF_IMAGE:-$REGISTRY/kubefledged/kubefledged:dev}
@@ -21,8 +23,6 @@ GOLDEN=$ROOT/tests/unit/data/ic/job-pull.json
 read -r -a NODES <<< "$KF_NODES"
 CTL_PID=
 
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 cleanup() {
   [ -n "$CTL_PID" ] && kill "$CTL_PID" 2>/dev/null || true
   kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
@@ -50,17 +50,7 @@ floor_run() { # round
   local tag=raw$1 imgs list t0 t1
   mapfile -t imgs < <("$ROOT/testbed/images.sh" gen "bench/$tag-$NS" "$N" 2>/dev/null)
   list=$OUT/$tag.json
-  # the controller's pull Job, without the owner reference, labelled for this run
-  jq -c --arg ns "$NS" --arg run "$tag" --arg busybox "$IMAGE" --argjson imgs "$(printf '%s\n' "${imgs[@]}" | jq -R . | jq -s .)" \
-        --argjson nodes "$(printf '%s\n' "${NODES[@]}" | jq -R . | jq -s .)" '
-    . as $job | {apiVersion: "v1", kind: "List", items: [
-      $nodes[] as $n | $imgs[] as $i | $job
-      | .metadata = {generateName: "raw-", namespace: $ns, labels: {app: "rawjobs", run: $run}}
-      | .spec.template.metadata = {labels: {app: "rawjobs", run: $run}}
-      | .spec.template.spec.nodeSelector = {"kubernetes.io/hostname": $n}
-      | .spec.template.spec.initContainers[0].image = $busybox
-      | .spec.template.spec.containers[0].image = $i
-      | del(.spec.template.spec.imagePullSecrets)]}' "$GOLDEN" > "$list"
+  raw_jobs_list "$GOLDEN" "$NS" "$tag" "$IMAGE" "$(printf '%s\n' "${NODES[@]}")" "$(printf '%s\n' "${imgs[@]}")" > "$list"
   t0=$(now)
   kubectl create -f "$list" >/dev/null
   until all_complete "run=$tag" "$(( N * ${#NODES[@]} ))"; do sleep 0.5; done
@@ -69,9 +59,6 @@ floor_run() { # round
   echo "floor round $1: $(( N * ${#NODES[@]} )) Jobs created directly and Complete in ${FLOOR}s"
   kubectl -n "$NS" delete jobs -l "run=$tag" --wait=false >/dev/null
 }
-
-proc_field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 
 controller_run() { # round
   local tag=kf$1 imgs t0 t1 log=$OUT/controller-$1.log status

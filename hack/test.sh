@@ -3,7 +3,8 @@
 # Everything, from a fresh Debian 12 machine (make test; .ci/run calls this):
 #   deps -> build -> unit -> unit-asan -> unit-tsan -> unit-valgrind -> unit-arch (arm64 + armhf cross builds, their
 #   unit tests under qemu) -> image-test (the three-architecture image pushed to local registries: plain HTTP,
-#   TLS + htpasswd, TLS + token auth) -> fuzz (30 s per target) -> cluster-up -> e2e -> cluster-down
+#   TLS + htpasswd, TLS + token auth) -> fuzz (30 s per target) -> cluster-up -> e2e -> scale-jobs, scale-agent
+#   (small scale runs) -> cluster-down
 # The cluster is torn down at the end whatever happened (also on Ctrl-C). Every step is timed; the
 # summary says which passed, failed or were skipped. Exit status: 0 only if every step passed.
 #
@@ -13,6 +14,9 @@
 #   TEST_FUZZ_SECONDS=30                             how long each fuzz target runs
 #   TEST_ARCH=0                                      skip unit-arch and image-test (the arm builds under qemu,
 #                                                    the image pushed to local registries)
+#   TEST_SCALE_MODES="jobs agent"                    small scale runs after e2e (50 simulated nodes x 2 images
+#                                                    in job mode, x 10 in agent mode, bounds checked;
+#                                                    docs/scale.md); "" for none
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 NODES=${TEST_NODES:-2}
@@ -70,9 +74,18 @@ else
 fi
 step fuzz make --no-print-directory fuzz FUZZ_SECONDS="${TEST_FUZZ_SECONDS:-30}"
 cluster_started=1   # from here on, tear down at exit even if cluster-up fails half-way
+SCALE_MODES=${TEST_SCALE_MODES-jobs agent}
 if step cluster-up make --no-print-directory cluster-up NODES="$NODES" NODE_LABELS="$NODE_LABELS"; then
   step e2e make --no-print-directory e2e E2E="${E2E:-}"
+  for m in $SCALE_MODES; do
+    # job mode at 50 x 2: this machine runs about 3 to 4 Jobs per second, and create and purge each make a
+    # Job per pair. bench/scale.sh itself: the e2e step has built and pushed the image (make scale would
+    # re-check it, 20 s).
+    imgs=10; [ "$m" != jobs ] || imgs=2
+    step "scale-$m" env SCALE_MODE="$m" SCALE_NODES=50 SCALE_IMAGES=$imgs SCALE_FLOOR=0 SCALE_CHECK=1 bench/scale.sh
+  done
 else
   skipped e2e "cluster-up failed"
+  for m in $SCALE_MODES; do skipped "scale-$m" "cluster-up failed"; done
 fi
 exit $failed

@@ -7,10 +7,12 @@
 #   testbed/ctl.sh restart NAME...      stop, then start
 #
 # NAME: etcd apiserver controller-manager scheduler kube-proxy registry registry-auth
-#       kubelet-rk8s-nodeN containerd-rk8s-nodeN
+#       kubelet-rk8s-nodeN containerd-rk8s-nodeN, and dockerd-rk8s-nodeN on a Docker node
 # A stopped kubelet or containerd comes back alone, as on a real node: the other one and the node's pods
-# keep running (the new containerd reconnects to the running shims). After an etcd restart the running
-# API server takes up to about 70 s to reconnect (its client backs off); start waits for it.
+# keep running (the new containerd reconnects to the running shims). The same holds for dockerd on a
+# Docker node (live-restore).
+# After an etcd restart the running API server takes up to about 70 s to reconnect (its client backs
+# off); start waits for it.
 set -euo pipefail
 TAG=ctl
 # shellcheck source=testbed/lib.sh
@@ -21,7 +23,10 @@ NODE_COUNT=$(sed -n 's/^export KF_NODE_COUNT=//p' "$CLUSTER_DIR/env")
 names() {
   echo etcd apiserver controller-manager scheduler kube-proxy registry registry-auth
   local n
-  for n in $(seq "$NODE_COUNT"); do echo "containerd-rk8s-node$n kubelet-rk8s-node$n"; done
+  for n in $(seq "$NODE_COUNT"); do
+    echo "containerd-rk8s-node$n kubelet-rk8s-node$n"
+    [ "$(node_runtime "$n")" != docker ] || echo "dockerd-rk8s-node$n"
+  done
 }
 check() { local n; for n in $(names); do [ "$n" = "$1" ] && return 0; done; die "unknown process '$1' (known: $(names | xargs))"; }
 stop() {
@@ -46,5 +51,5 @@ case "${1:-}" in
   stop) shift; [ $# -gt 0 ] || die "stop what?"; stop "$@" ;;
   start) start ;;
   restart) shift; [ $# -gt 0 ] || die "restart what?"; stop "$@"; start ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac

@@ -21,7 +21,9 @@ esac
 if [ ! -d "$CLUSTER_DIR" ]; then say "nothing to do: no $CLUSTER_DIR"; exit 0; fi
 mkdir -p "$RUN" "$LOGS"
 
-# ---- nodes, in parallel (each spends most of its time waiting for containerd to exit) -----------------
+# ---- kubemark hollow nodes (testbed/hollow.sh), then nodes, in parallel (each spends most of its time
+# waiting for containerd to exit) ---------------------------------------------------------------------------
+hollow=$(hollow_stop_all); [ "$hollow" = 0 ] || say "$hollow hollow node(s) stopped"
 pids=()
 for d in "$CLUSTER_DIR"/nodes/rk8s-node*; do
   [ -d "$d" ] || continue
@@ -44,7 +46,7 @@ strays=""
 for p in /proc/[0-9]*; do
   exe=$(readlink "$p/exe" 2>/dev/null) || continue
   case "${exe##*/}" in
-    etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kube-proxy|kubelet|containerd|docker-registry) ;;
+    etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kube-proxy|kubelet|containerd|dockerd|docker-registry|kubemark) ;;
     *) continue ;;
   esac
   cmd=$(tr '\0' ' ' 2>/dev/null < "$p/cmdline") || continue
@@ -94,7 +96,7 @@ fi
 
 # ---- verify ---------------------------------------------------------------------------------------
 left=""
-for f in "$RUN"/*.pid; do [ -e "$f" ] && left+=" pidfile:$(basename "$f")"; done
+for f in "$RUN"/*.pid "$RUN"/hollow/*.pid; do [ -e "$f" ] && left+=" pidfile:$(basename "$f")"; done
 [ -z "$(cgroup_dirs "$CGROUP_ROOT")" ] || left+=" cgroup:$CGROUP_ROOT"
 ip link show "$HOST_VETH" >/dev/null 2>&1 && left+=" link:$HOST_VETH"
 [ -e "$NETNS_PATH" ] && left+=" netns:$NETNS"

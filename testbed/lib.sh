@@ -199,13 +199,48 @@ state_load() { local f=$STATE/$1.env; if [ -f "$f" ]; then # shellcheck disable=
 # ---- nodes -----------------------------------------------------------------------------------------
 node_name() { echo "rk8s-node$1"; }
 node_dir() { echo "$CLUSTER_DIR/nodes/rk8s-node$1"; }
-# The CRI socket must fit a sockaddr_un (108 bytes, and containerd appends ".ttrpc"); deep checkouts
-# fall back to a short per-cluster directory under /run.
-node_sock() {
+# Sockets must fit a sockaddr_un (108 bytes, and containerd appends ".ttrpc"); deep checkouts fall back
+# to a short per-cluster directory under /run.
+node_socket_path() { # N FILE
   local s
-  s="$(node_dir "$1")/containerd.sock"
-  [ ${#s} -le 96 ] || s=/run/kf-$cluster_id/rk8s-node$1/containerd.sock
+  s="$(node_dir "$1")/$2"
+  [ ${#s} -le 96 ] || s=/run/kf-$cluster_id/rk8s-node$1/$2
   echo "$s"
+}
+# node_sock N: the node's containerd. Every node has one: the kubelet's CRI on a containerd node, the
+# containerd under dockerd (namespace "moby", CRI plugin off) on a Docker node.
+node_sock() { node_socket_path "$1" containerd.sock; }
+# node_docker_sock N: the Engine API socket of a Docker node's dockerd.
+node_docker_sock() { node_socket_path "$1" docker.sock; }
+# node_runtime N: containerd or docker, as the node was last started (its directory says: up.sh writes
+# the file "runtime" there before it starts the node).
+node_runtime() { local r; r=$(cat "$(node_dir "$1")/runtime" 2>/dev/null) || r=containerd; echo "${r:-containerd}"; }
+
+# docker_api SOCK METHOD PATH: one Engine API call (curl on the unix socket); prints the body.
+docker_api() { curl -sf --max-time 60 --unix-socket "$1" -X "$2" "http://localhost/v1.41$3"; }
+# docker_rm_all SOCK: force-removes every container of a dockerd (SIGKILL, no grace): down's analogue of
+# the CRI stop-all on a containerd node.
+docker_rm_all() {
+  local ids id
+  ids=$(docker_api "$1" GET '/containers/json?all=1' | jq -r '.[].Id') || return 1
+  for id in $ids; do docker_api "$1" DELETE "/containers/$id?force=1&v=1" >/dev/null || return 1; done
+}
+
+# hollow_stop_all: stops every kubemark hollow node of this cluster (testbed/hollow.sh; pids in
+# run/hollow/), SIGKILL after 10 s; prints how many were running.
+hollow_stop_all() {
+  local pids=() f pid
+  for f in "$RUN"/hollow/*.pid; do
+    [ -e "$f" ] || continue
+    f=${f##*/}
+    pid=$(daemon_pid "hollow/${f%.pid}") && { kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); }
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 100); do pid_gone "$pid" && break; sleep 0.1; done
+    pid_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -f "$RUN"/hollow/*.pid
+  echo "${#pids[@]}"
 }
 
 # ---- stopping a node (down.sh, and up.sh when a node's configuration changed) ------------------------
@@ -243,11 +278,21 @@ remove_cgroup() { local d; for d in $(cgroup_dirs "$1"); do find "$d" -depth -ty
 
 # node_stop N: kubelet first (so it restarts nothing), then every pod through CRI (containers die,
 # CNI DEL runs, rootfs mounts go), then containerd, then shims and pod processes that survived.
+# A Docker node: every container force-removed through dockerd (no CNI DEL: the kubelet that ran it is
+# gone, so the node's IPAM allocations are dropped instead; the pods' network namespaces, and with them
+# their veths, die with the containers), then dockerd, then the same as above.
 node_stop() {
-  local n=$1 name sock
-  name=$(node_name "$n"); sock=$(node_sock "$n")
+  local n=$1 name sock dsock docker=0
+  name=$(node_name "$n"); sock=$(node_sock "$n"); dsock=$(node_docker_sock "$n")
   stop_daemon "kubelet-$name" 20
-  if daemon_alive "containerd-$name" && [ -S "$sock" ]; then
+  if daemon_alive "dockerd-$name"; then
+    docker=1
+    timeout 90 bash -c "$(declare -f docker_api docker_rm_all); docker_rm_all '$dsock'" 2>>"$LOGS/down.log" \
+      || warn "$name: removing containers through dockerd failed (see $LOGS/down.log); killing them instead"
+    stop_daemon "dockerd-$name" 20
+    rm -rf "$(node_dir "$n")/cni/ipam/$name"
+  fi
+  if [ $docker = 0 ] && daemon_alive "containerd-$name" && [ -S "$sock" ]; then
     timeout 90 "$PYTHON" "$KF_ROOT/testbed/cri.py" "$sock" stop-all >/dev/null 2>>"$LOGS/down.log" \
       || warn "$name: stopping pods through CRI failed (see $LOGS/down.log); killing them instead"
   fi

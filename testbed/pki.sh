@@ -27,9 +27,11 @@ extendedKeyUsage=$eku"
   [ -z "$san" ] || ext+=$'\n'"subjectAltName=$san"
   openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout "$PKI/$name.key" \
     -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
-  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial \
-    -days 3650 -out "$PKI/$name.crt" -extfile <(printf '%s\n' "$ext") 2>/dev/null
-  rm -f "$PKI/$name.csr"
+  # A serial file per certificate (openssl starts it at a random number): certificates can be made in
+  # parallel (testbed/hollow.sh makes hundreds) without two of them racing on one serial file.
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" \
+    -CAserial "$PKI/$name.srl" -CAcreateserial -days 3650 -out "$PKI/$name.crt" -extfile <(printf '%s\n' "$ext") 2>/dev/null
+  rm -f "$PKI/$name.csr" "$PKI/$name.srl"
 }
 
 # write_kubeconfig FILE USER CERTNAME SERVER: YAML by hand with embedded base64 data, no kubectl needed.

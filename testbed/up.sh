@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Starts the local real Kubernetes v1.20.2 cluster (make cluster-up). Design: docs/testbed.md.
 #
-#   testbed/up.sh [--nodes N] [--labels SPEC]
+#   testbed/up.sh [--nodes N] [--labels SPEC] [--runtimes SPEC] [--kcm-qps QPS[,BURST]]
 #     --nodes N       run nodes rk8s-node1..N (default 2)
 #     --labels SPEC   space-separated NODE:KEY=VALUE[,KEY=VALUE...]; NODE is an index or a name,
 #                     e.g. '2:tier=backend 3:tier=backend,zone=b' or 'rk8s-node2:tier=backend'
+#     --runtimes SPEC space-separated NODE:RUNTIME, RUNTIME containerd (every node's default) or docker
+#                     (kubelet's dockershim on Debian's dockerd), e.g. '3:docker'
+#     --kcm-qps Q[,B] kube-controller-manager's --kube-api-qps (default 20) and --kube-api-burst (default
+#                     30, or 1.5 x Q): Job throughput for scale runs; "default" resets
 #
-# Idempotent: components already running are kept, missing nodes are added, labels re-applied.
+# Idempotent: components already running are kept, missing nodes are added, labels re-applied; a node
+# whose runtime changed, or a controller-manager whose QPS changed, is restarted. --labels, --runtimes
+# and --kcm-qps are remembered (.cluster/state/) and apply to later runs that do not give them.
 # All state is under .cluster/ (KF_CLUSTER_DIR overrides); .cluster/env is the contract for tests.
 # Stop with testbed/down.sh.
 set -euo pipefail
@@ -16,21 +22,25 @@ TAG=up
 # shellcheck source=testbed/pki.sh
 . "$KF_ROOT/testbed/pki.sh"
 
-usage() { sed -n '2,12p' "$0" >&2; exit 2; }
-NODES=2 LABELS=""
+usage() { sed -n '2,18p' "$0" >&2; exit 2; }
+NODES=2 LABELS="" RUNTIMES_ARG="-" KCM_QPS_ARG=""
 while [ $# -gt 0 ]; do
   case $1 in
     --nodes) NODES=${2:?}; shift 2 ;;
     --nodes=*) NODES=${1#*=}; shift ;;
     --labels) LABELS=${2-}; shift 2 ;;
     --labels=*) LABELS=${1#*=}; shift ;;
+    --runtimes) RUNTIMES_ARG=${2-}; shift 2 ;;
+    --runtimes=*) RUNTIMES_ARG=${1#*=}; shift ;;
+    --kcm-qps) KCM_QPS_ARG=${2:?}; shift 2 ;;
+    --kcm-qps=*) KCM_QPS_ARG=${1#*=}; shift ;;
     -h|--help) usage ;;
     *) echo "up.sh: unknown argument $1" >&2; usage ;;
   esac
 done
 if ! [[ $NODES =~ ^[1-9][0-9]*$ ]] || [ "$NODES" -gt 100 ]; then die "--nodes must be 1..100"; fi
 [ "$(id -u)" = 0 ] || die "must run as root (containerd, kubelet, network namespaces)"
-for c in etcd containerd runc docker-registry htpasswd ctr nsenter unshare ip iptables curl openssl python3 cc; do
+for c in etcd containerd runc docker-registry htpasswd ctr nsenter unshare ip iptables curl openssl python3 cc jq; do
   command -v "$c" >/dev/null || die "missing command $c: run hack/deps.sh"
 done
 mkdir -p "$RUN" "$STATE" "$LOGS" "$CLUSTER_DIR/nodes"
@@ -49,6 +59,46 @@ for d in "$CLUSTER_DIR"/nodes/rk8s-node*; do
   n=${d##*rk8s-node}
   if [[ $n =~ ^[0-9]+$ ]] && [ "$n" -gt "$NODES" ] && daemon_alive "kubelet-rk8s-node$n"; then NODES=$n; fi
 done
+
+# Node runtimes: given, remembered; not given (an empty spec counts as given), the remembered ones. A node
+# not named runs containerd. Checked here, before anything starts.
+if [ "$RUNTIMES_ARG" != - ]; then state_set runtimes RUNTIMES "$RUNTIMES_ARG"; RUNTIMES=$RUNTIMES_ARG
+else RUNTIMES=""; state_load runtimes; fi
+declare -A NODE_RT=()
+for spec in $RUNTIMES; do
+  node=${spec%%:*} rt=${spec#*:}
+  [ "$node" != "$spec" ] || die "bad runtime spec '$spec' (want NODE:RUNTIME, e.g. 2:docker)"
+  case $rt in containerd|docker) ;; *) die "runtime spec '$spec': unknown runtime '$rt' (containerd or docker)" ;; esac
+  [[ $node =~ ^rk8s-node([0-9]+)$ ]] && node=${BASH_REMATCH[1]}
+  [[ $node =~ ^[1-9][0-9]*$ ]] || die "runtime spec '$spec': no node '$node' (an index or rk8s-nodeN)"
+  if [ "$node" -gt "$NODES" ]; then
+    [ "$RUNTIMES_ARG" = - ] && continue   # remembered from a run with more nodes
+    die "runtime spec '$spec': no node $node in this cluster (1..$NODES)"
+  fi
+  NODE_RT[$node]=$rt
+done
+node_rt() { echo "${NODE_RT[$1]:-containerd}"; }
+# dockerd for Docker nodes: testbed/dockerd.sh once (it asks apt for the candidate version, 2 to 30 s on a
+# busy machine), then the path remembered while it exists.
+DOCKERD=""
+for n in $(seq "$NODES"); do
+  [ "$(node_rt "$n")" = docker ] || continue
+  state_load docker
+  if [ ! -x "$DOCKERD" ]; then
+    DOCKERD=$("$KF_ROOT/testbed/dockerd.sh") || die "no dockerd for the Docker node(s): testbed/dockerd.sh failed"
+    state_set docker DOCKERD "$DOCKERD"
+  fi
+  break
+done
+
+# kube-controller-manager's client rate limit, remembered like the specs above.
+if [ -n "$KCM_QPS_ARG" ]; then state_set kcm KCM_QPS "$KCM_QPS_ARG"; KCM_QPS=$KCM_QPS_ARG
+else KCM_QPS=default; state_load kcm; fi
+case $KCM_QPS in
+  default) KCM_FLAGS=() ;;
+  *) [[ $KCM_QPS =~ ^([1-9][0-9]*)(,([1-9][0-9]*))?$ ]] || die "--kcm-qps '$KCM_QPS': want QPS or QPS,BURST (positive integers) or default"
+     KCM_FLAGS=(--kube-api-qps="${BASH_REMATCH[1]}" --kube-api-burst="${BASH_REMATCH[3]:-$(( BASH_REMATCH[1] * 3 / 2 ))}") ;;
+esac
 
 # ---- 1. Kubernetes binaries (built once, cached by source version and recipe) -----------------------
 K8S_BIN=$("$KF_ROOT/testbed/build-k8s.sh" 2> >(tee -a "$LOGS/build-k8s.log" >&2))
@@ -160,10 +210,13 @@ write_env() {
     printf 'export KF_SERVICE_CIDR=%q\n' "$SERVICE_CIDR"
     printf 'export KF_NODE_COUNT=%q\n' "$NODES"
     printf 'export KF_NODE_LABELS=%q\n' "$LABELS"
+    printf 'export KF_NODE_RUNTIMES=%q\n' "$RUNTIMES"
+    [ -z "$DOCKERD" ] || printf 'export KF_DOCKER=%q\n' "$(dirname "$DOCKERD")/../bin/docker"
     printf 'export KF_NODES="%s"\n' "$(for n in $(seq "$NODES"); do node_name "$n"; done | xargs)"
     for n in $(seq "$NODES"); do
       printf 'export NODE%d_NAME=%q\n' "$n" "$(node_name "$n")"
-      printf 'export NODE%d_CRI_SOCKET=%q\n' "$n" "$(node_sock "$n")"
+      printf 'export NODE%d_RUNTIME=%q\n' "$n" "$(node_rt "$n")"
+      printf 'export NODE%d_CRI_SOCKET=%q\n' "$n" "$(node_cri_sock "$n")"
       printf 'export NODE%d_IP=%q\n' "$n" "$(node_ip "$n")"
     done
     printf 'export KF_BUSYBOX_IMAGE=%q\n' "$REGISTRY/busybox:1"
@@ -174,6 +227,7 @@ write_env() {
   } > "$f.tmp"
   mv "$f.tmp" "$f"
 }
+node_cri_sock() { if [ "$(node_rt "$1")" = docker ]; then node_docker_sock "$1"; else node_sock "$1"; fi; }
 write_env
 export KUBECONFIG=$KCFG/admin.conf
 kubectl() { "$K8S_BIN/kubectl" "$@"; }
@@ -217,6 +271,8 @@ images_pid=$!
 HARD_CODED=(/var/log/pods:pod-logs /var/log/containers:container-logs
             /var/lib/kubelet/device-plugins:device-plugins /var/lib/cni:cni-cache /run/containerd:run-containerd
             /run/netns:netns)
+# and on a Docker node: dockerd's /etc/docker (key.json, certs.d) and dockershim's checkpoints.
+HARD_CODED_DOCKER=(/etc/docker:docker/etc /var/lib/dockershim:dockershim)
 # (/run/netns: containerd pins each pod's network namespace with a file there; bound per node, so the host's
 # `ip netns` never lists them. The cluster namespace's own /run/netns/kf-<id> is opened by nsenter before it
 # enters the node's mount namespace.)
@@ -229,10 +285,27 @@ ensure_host_dir() {
 }
 
 node_configs() { # N: writes the node's config files into $d/*.new
-  local n=$1 name d sock ip reg
-  name=$(node_name "$n"); d=$(node_dir "$n"); sock=$(node_sock "$n"); ip=$(node_ip "$n")
+  local n=$1 name d sock ip reg rt
+  name=$(node_name "$n"); d=$(node_dir "$n"); sock=$(node_sock "$n"); ip=$(node_ip "$n"); rt=$(node_rt "$n")
   mkdir -p "$d"/{containerd/root,containerd/state,containerd/opt,runc,cni/net.d,cni/ipam,certs.d,kubelet/pki} \
            "$d"/{pod-logs,container-logs,device-plugins,cni-cache,run-containerd,netns} "$(dirname "$sock")"
+  echo "$rt" > "$d/runtime.new"
+  if [ "$rt" = docker ]; then
+    mkdir -p "$d"/docker/{root,exec,etc} "$d/dockershim" "$(dirname "$(node_docker_sock "$n")")"
+    # dockerd on the node's containerd (namespace moby), like Debian's docker.service does; no bridge, no
+    # iptables (pods get their network from the kubelet's CNI); containers under the node's cgroup;
+    # the local registries over plain HTTP; runc-oom.sh as runc (see there); live-restore, so that
+    # containers outlive a dockerd restart as they outlive a containerd restart.
+    jq -n --arg sock "unix://$(node_docker_sock "$n")" --arg d "$d/docker" --arg ctrd "$sock" \
+          --arg cg "$CGROUP_ROOT/$name/docker" --arg r1 "$REGISTRY" --arg r2 "$REGISTRY_AUTH" \
+          --arg runc "$KF_ROOT/testbed/runc-oom.sh" '{
+      hosts: [$sock], "data-root": ($d + "/root"), "exec-root": ($d + "/exec"), pidfile: ($d + "/docker.pid"),
+      containerd: $ctrd, bridge: "none", iptables: false, "ip-forward": false, "ip-masq": false,
+      "userland-proxy": false, "insecure-registries": [$r1, $r2], "exec-opts": ["native.cgroupdriver=cgroupfs"],
+      "cgroup-parent": $cg, "storage-driver": "overlay2", "oom-score-adjust": 0, "live-restore": true,
+      runtimes: {"kf-runc": {path: $runc}}, "default-runtime": "kf-runc", "log-level": "warn"}' \
+      > "$d/docker/daemon.json.new"
+  fi
   for reg in "$REGISTRY" "$REGISTRY_AUTH"; do
     mkdir -p "$d/certs.d/$reg"
     printf 'server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$reg" "$reg" \
@@ -246,6 +319,7 @@ state = "$d/containerd/state"
   address = "$sock"
 [debug]
   level = "info"
+$([ "$rt" = docker ] && echo 'disabled_plugins = ["io.containerd.grpc.v1.cri"]   # dockerd is the CRI here (dockershim)')
 [plugins]
   [plugins."io.containerd.internal.v1.opt"]
     path = "$d/containerd/opt"
@@ -350,9 +424,10 @@ setup_cgroups() { # N: the kubelet insists that cgroupRoot exists in every hiera
 }
 
 start_containerd() { # N
-  local n=$1 name d binds="" pair
+  local n=$1 name d binds="" pair extra=()
   name=$(node_name "$n"); d=$(node_dir "$n")
-  for pair in "${HARD_CODED[@]}"; do
+  [ "$(node_rt "$n")" != docker ] || extra=("${HARD_CODED_DOCKER[@]}")
+  for pair in "${HARD_CODED[@]}" "${extra[@]}"; do
     ensure_host_dir "${pair%%:*}"
     binds+="mount --bind '$d/${pair#*:}' '${pair%%:*}' && "
   done
@@ -369,23 +444,44 @@ restart_containerd() {
     containerd --config "$d/containerd.toml"
 }
 
-start_kubelet() { # N
+# start_dockerd N: a Docker node's dockerd, in the mount namespace of its containerd (the node-local binds
+# are there, and the kubelet joins it too).
+start_dockerd() {
   local n=$1 name d cpid
   name=$(node_name "$n"); d=$(node_dir "$n")
   cpid=$(daemon_pid "containerd-$name") || die "containerd of $name is not running"
+  rm -f "$d/docker/docker.pid"   # left by a dockerd that was killed; it refuses to start otherwise
+  start_daemon "dockerd-$name" nsenter --mount="/proc/$cpid/ns/mnt" --net="$NETNS_PATH" -- \
+    env PATH="$(dirname "$DOCKERD"):$PATH" "$DOCKERD" --config-file="$d/docker/daemon.json"
+}
+
+start_kubelet() { # N
+  local n=$1 name d cpid rtflags
+  name=$(node_name "$n"); d=$(node_dir "$n")
+  cpid=$(daemon_pid "containerd-$name") || die "containerd of $name is not running"
+  if [ "$(node_rt "$n")" = docker ]; then
+    # kubelet 1.20's built-in dockershim serves CRI on its own socket and drives dockerd; pod networks
+    # come from the same CNI config as on a containerd node.
+    rtflags=(--container-runtime=docker --docker-endpoint="unix://$(node_docker_sock "$n")"
+             --docker="unix://$(node_docker_sock "$n")" --container-runtime-endpoint="unix://$(node_socket_path "$n" dockershim.sock)"
+             --network-plugin=cni --cni-conf-dir="$d/cni/net.d" --cni-bin-dir=/usr/lib/cni --cni-cache-dir="$d/cni-cache")
+  else
+    rtflags=(--container-runtime=remote --container-runtime-endpoint="unix://$(node_sock "$n")" --containerd="$(node_sock "$n")")
+  fi
   start_daemon "kubelet-$name" nsenter --mount="/proc/$cpid/ns/mnt" --net="$NETNS_PATH" -- "$K8S_BIN/kubelet" \
     --config="$d/kubelet-config.yaml" --kubeconfig="$KCFG/$name.conf" \
     --root-dir="$d/kubelet" --cert-dir="$d/kubelet/pki" --hostname-override="$name" --node-ip="$(node_ip "$n")" \
-    --container-runtime=remote --container-runtime-endpoint="unix://$(node_sock "$n")" \
-    --containerd="$(node_sock "$n")" --pod-infra-container-image="$REGISTRY/pause:3.2" \
+    "${rtflags[@]}" --pod-infra-container-image="$REGISTRY/pause:3.2" \
     --oom-score-adj=0 --v=1
 }
 
 for n in $(seq "$NODES"); do
   name=$(node_name "$n"); d=$(node_dir "$n")
   node_configs "$n"
-  changed=$(install_configs "$d/containerd.toml" "$d/cni/net.d/10-$name.conflist" "$d/kubelet-config.yaml")
-  if [ -n "$changed" ] && { daemon_alive "containerd-$name" || daemon_alive "kubelet-$name"; }; then
+  cfgs=("$d/runtime" "$d/containerd.toml" "$d/cni/net.d/10-$name.conflist" "$d/kubelet-config.yaml")
+  [ "$(node_rt "$n")" != docker ] || cfgs+=("$d/docker/daemon.json")
+  changed=$(install_configs "${cfgs[@]}")
+  if [ -n "$changed" ] && { daemon_alive "containerd-$name" || daemon_alive "kubelet-$name" || daemon_alive "dockerd-$name"; }; then
     say "$name: configuration changed, restarting it"; node_stop "$n"
   fi
   # The kubelet lives in containerd's mount namespace. One of them alone was stopped (testbed/ctl.sh, a
@@ -398,7 +494,18 @@ for n in $(seq "$NODES"); do
   setup_cgroups "$n"
   start_containerd "$n"
 done
-say "containerd started on $NODES node(s)"
+# dockerd on Docker nodes (a lone dockerd that was stopped comes back alone: its containers kept running
+# (live-restore) and the kubelet's dockershim reconnects).
+dockers=()
+for n in $(seq "$NODES"); do
+  [ "$(node_rt "$n")" = docker ] || continue
+  dockers+=("$n")
+  name=$(node_name "$n")
+  daemon_alive "dockerd-$name" && continue
+  wait_for "containerd of $name" 30 ctr -a "$(node_sock "$n")" version
+  start_dockerd "$n"
+done
+say "containerd started on $NODES node(s)${dockers:+, dockerd on node(s) ${dockers[*]}}"
 
 # ---- 9. etcd and the control plane, all inside the namespace ------------------------------------------
 if ! daemon_alive etcd; then
@@ -435,6 +542,15 @@ api_ready() { curl -sf --cacert "$P/ca.crt" --cert "$P/admin.crt" --key "$P/admi
 wait_for "kube-apiserver readyz" 90 api_ready
 say "kube-apiserver ready at $APISERVER_URL"
 
+# A running controller-manager with another client rate limit than asked for is restarted (it keeps no
+# state of its own: everything is in the API server).
+if pid=$(daemon_pid controller-manager); then
+  have=$(tr '\0' '\n' < "/proc/$pid/cmdline" | grep -- '^--kube-api-' | xargs) || true
+  if [ "$have" != "${KCM_FLAGS[*]}" ]; then
+    say "kube-controller-manager: client rate limit '${have:-default}' -> '${KCM_FLAGS[*]:-default}', restarting it"
+    stop_daemon controller-manager 10
+  fi
+fi
 if ! daemon_alive controller-manager; then
   start_daemon controller-manager nsenter --net="$NETNS_PATH" -- "$K8S_BIN/kube-controller-manager" \
     --kubeconfig="$KCFG/controller-manager.conf" \
@@ -445,7 +561,7 @@ if ! daemon_alive controller-manager; then
     --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
     --cluster-signing-cert-file="$P/ca.crt" --cluster-signing-key-file="$P/ca.key" \
     --allocate-node-cidrs=false --cluster-cidr="$POD_CIDR" --service-cluster-ip-range="$SERVICE_CIDR" \
-    --node-monitor-grace-period=40s --pod-eviction-timeout=5m --v=1
+    --node-monitor-grace-period=40s --pod-eviction-timeout=5m "${KCM_FLAGS[@]}" --v=1
 fi
 if ! daemon_alive scheduler; then
   start_daemon scheduler nsenter --net="$NETNS_PATH" -- "$K8S_BIN/kube-scheduler" \
@@ -473,6 +589,7 @@ for n in $(seq "$NODES"); do
   name=$(node_name "$n")
   daemon_alive "kubelet-$name" && continue
   wait_for "containerd of $name" 30 ctr -a "$(node_sock "$n")" version
+  [ "$(node_rt "$n")" != docker ] || wait_for "dockerd of $name" 30 docker_api "$(node_docker_sock "$n")" GET /_ping
   start_kubelet "$n"
 done
 say "kubelets started on $NODES node(s)"
@@ -514,7 +631,7 @@ for spec in $LABELS; do
 done
 for n in $(seq "$NODES"); do
   name=$(node_name "$n")
-  kubectl annotate node "$name" --overwrite "kubeadm.alpha.kubernetes.io/cri-socket=$(node_sock "$n")" >/dev/null
+  kubectl annotate node "$name" --overwrite "kubeadm.alpha.kubernetes.io/cri-socket=$(node_cri_sock "$n")" >/dev/null
   # shellcheck disable=SC2086
   [ -z "${NODE_LABELS[$name]:-}" ] || kubectl label node "$name" --overwrite ${NODE_LABELS[$name]} >/dev/null
   # spec.podCIDR can be set once; kube-proxy and tools read it like on a cluster with node IPAM.

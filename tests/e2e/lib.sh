@@ -19,8 +19,11 @@
 #   unique NAME                     NAME-<6 random lowercase chars>, for fresh image names and objects
 #   gen_images PREFIX COUNT [TAG]   push COUNT fresh images $REGISTRY/PREFIX-001:TAG ... (testbed/images.sh gen);
 #                                   prints the references, one per line
-#   node_sock NODE                  the containerd socket of NODE (a name like rk8s-node2, or an index)
-#   node_images NODE                image references in NODE's containerd (namespace k8s.io), sorted
+#   node_sock NODE                  the runtime socket of NODE (a name like rk8s-node2, or an index):
+#                                   containerd's, or dockerd's on a Docker node (NODEn_CRI_SOCKET)
+#   node_runtime NODE               containerd or docker (NODEn_RUNTIME)
+#   node_images NODE                image references in NODE's image store, sorted: containerd's (namespace
+#                                   k8s.io) or dockerd's (tags, repo@sha256 digests, image ids)
 #   node_has_image NODE IMAGE       true if IMAGE (full reference, e.g. $REGISTRY/busybox:1) is on NODE
 #   node_rmi NODE IMAGE             remove IMAGE from NODE the way crictl rmi does: every reference to the
 #                                   same image (tags, @sha256 digests, the config id) goes
@@ -85,22 +88,32 @@ kapply() { kubectl apply -n "$E2E_NS" -f -; }
 unique() { echo "$1-$(tr -dc a-z0-9 < /dev/urandom | head -c6)"; }
 gen_images() { "$E2E_ROOT/testbed/images.sh" gen "$@" 2>/dev/null; }
 
-node_sock() {
+# _node_var NODE FIELD: NODEi_FIELD of the node given by name or index
+_node_var() {
   local node=$1 i v
-  if [[ $node =~ ^[0-9]+$ ]]; then v=NODE${node}_CRI_SOCKET; echo "${!v:?no node $node}"; return; fi
+  if [[ $node =~ ^[0-9]+$ ]]; then v=NODE${node}_$2; echo "${!v:?no node $node}"; return; fi
   for (( i = 1; i <= KF_NODE_COUNT; i++ )); do
     v=NODE${i}_NAME
-    if [ "${!v}" = "$node" ]; then v=NODE${i}_CRI_SOCKET; echo "${!v}"; return; fi
+    if [ "${!v}" = "$node" ]; then v=NODE${i}_$2; echo "${!v:-}"; return; fi
   done
-  fail "node_sock: no node named $node"
+  fail "no node named $node"
 }
+node_sock() { _node_var "$1" CRI_SOCKET; }
+node_runtime() { local r; r=$(_node_var "$1" RUNTIME); echo "${r:-containerd}"; }
+# _node_docker NODE ARGS...: the docker CLI (Debian's, unpacked by testbed/dockerd.sh) against NODE's dockerd
+_node_docker() { local sock; sock=$(node_sock "$1"); shift; "${KF_DOCKER:-docker}" -H "unix://$sock" "$@"; }
 
-# ctr's output is captured before grep sees it: `ctr | grep -q` under pipefail fails at random when grep
+# Output is captured before grep sees it: `ctr | grep -q` under pipefail fails at random when grep
 # exits early and ctr dies of SIGPIPE.
 node_images() {
   local out
-  out=$(ctr -a "$(node_sock "$1")" -n k8s.io images ls -q)
-  sort <<< "$out"
+  if [ "$(node_runtime "$1")" = docker ]; then
+    out=$(_node_docker "$1" images --no-trunc --digests \
+            --format '{{.Repository}}:{{.Tag}} {{.Repository}}@{{.Digest}} {{.ID}}' | tr ' ' '\n' | awk '!/<none>/')
+  else
+    out=$(ctr -a "$(node_sock "$1")" -n k8s.io images ls -q)
+  fi
+  sort -u <<< "$out"
 }
 node_has_image() {
   local out
@@ -108,7 +121,12 @@ node_has_image() {
   grep -qxF -- "$2" <<< "$out"
 }
 node_rmi() {
-  local sock out digest refs
+  local sock out digest refs id
+  if [ "$(node_runtime "$1")" = docker ]; then
+    id=$(_node_docker "$1" image inspect -f '{{.Id}}' "$2" 2>/dev/null) || return 0
+    _node_docker "$1" rmi -f "$id" >/dev/null
+    return
+  fi
   sock=$(node_sock "$1")
   out=$(ctr -a "$sock" -n k8s.io images ls)
   digest=$(awk -v r="$2" '$1 == r {print $3}' <<< "$out")

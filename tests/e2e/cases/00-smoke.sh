@@ -225,3 +225,49 @@ test_node_labels_applied() {
   got=$(kubectl get node "$NODE1_NAME" -o json | jq -r '.metadata.annotations["kubeadm.alpha.kubernetes.io/cri-socket"] // ""')
   assert_eq "$NODE1_CRI_SOCKET" "$got" "cri-socket annotation"
 }
+
+# A Docker node (make cluster-up NODE_RUNTIMES='3:docker'): the kubelet runs on dockerd through dockershim,
+# the Node says so and carries the docker socket in its cri-socket annotation, a pod (with the pull Jobs'
+# restricted security context) pulls its image into that dockerd's store only and runs there with a
+# working pod network, and node_rmi removes the image again, every reference of it. (No wget -T: busybox
+# 1.35's wget segfaults with a timeout over TLS.)
+test_docker_node_runs_pods_on_dockerd() {
+  local n i v node="" img ver ann
+  for (( i = 1; i <= KF_NODE_COUNT; i++ )); do
+    v=NODE${i}_RUNTIME; [ "${!v:-containerd}" = docker ] && { n=$i; v=NODE${i}_NAME; node=${!v}; break; }
+  done
+  [ -n "$node" ] || skip "no Docker node (make cluster-up NODE_RUNTIMES='N:docker')"
+  ver=$(kubectl get node "$node" -o jsonpath='{.status.nodeInfo.containerRuntimeVersion}')
+  assert_contains "$ver" "docker://" "containerRuntimeVersion of $node"
+  ann=$(kubectl get node "$node" -o json | jq -r '.metadata.annotations["kubeadm.alpha.kubernetes.io/cri-socket"] // ""')
+  assert_eq "$(node_sock "$n")" "$ann" "cri-socket annotation of $node"
+  [ -S "$ann" ] || fail "$ann is not a socket"
+  img=$(gen_images "$(unique e2e/docker)" 1)
+  defer node_rmi "$node" "$img"
+  kapply <<EOF2
+apiVersion: batch/v1
+kind: Job
+metadata: {name: pull}
+spec:
+  backoffLimit: 0
+  activeDeadlineSeconds: 120
+  template:
+    spec:
+      restartPolicy: Never
+      dnsPolicy: Default
+      nodeSelector: {kubernetes.io/hostname: $node}
+      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: pull
+        image: "$img"
+        command: [sh, -c, "echo healthz=\$(wget -q -O - --no-check-certificate https://$KUBE_SVC_IP_EXPECTED/healthz); echo pulled"]
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+EOF2
+  wait_until 120 job_complete pull || fail "Job did not complete on $node"
+  assert_eq "healthz=ok pulled" "$(kns logs job/pull | xargs)" "the pod reached the API server through the kubernetes Service"
+  assert_contains "$(kns get pods -l job-name=pull -o jsonpath='{.items[0].status.containerStatuses[0].containerID}')" "docker://"
+  node_has_image "$node" "$img" || fail "$img is not in $node's dockerd: $(node_images "$node")"
+  if node_has_image "$NODE1_NAME" "$img"; then fail "$img is on $NODE1_NAME too"; fi
+  node_rmi "$node" "$img"
+  assert_not_contains "$(node_images "$node")" "${img%:*}" "node_rmi left a reference"
+}
