@@ -12,24 +12,6 @@
 
 /* ---- delete ---- */
 
-/* 1 when container k runs (or ran) the image img is, or the reference key. */
-static int container_uses(const struct cri_container *k, const struct cri_image *img, const char *key)
-{
-	if (img->id && *img->id && ((k->image_ref && !strcmp(k->image_ref, img->id)) ||
-				    (k->image && !strcmp(k->image, img->id))))
-		return 1;
-	struct imageref r;
-	struct strbuf e = STRBUF_INIT, canon = STRBUF_INIT;
-	int same = 0;
-	if (k->image && imageref_parse(k->image, &r, &e) == 0) {
-		imageref_canonical(&r, &canon);
-		same = !strcmp(canon.buf, key);
-	}
-	sb_release(&e);
-	sb_release(&canon);
-	return same;
-}
-
 static const char *container_state(int s)
 {
 	return s == CRI_CONTAINER_RUNNING ? "running" : s == CRI_CONTAINER_EXITED ? "exited" :
@@ -115,7 +97,7 @@ void agent_node_delete(struct agent_node *n, const struct agent_node_config *cfg
 	}
 	size_t users = 0;
 	for (size_t i = 0; i < cl.n; i++) {
-		if (!container_uses(&cl.items[i], &img, key))
+		if (!cri_container_uses(&cl.items[i], &img, key))
 			continue;
 		if (users++ < 3)
 			sb_addf(&msg, "%scontainer %s of pod %s/%s (%s)", users > 1 ? ", " : "", cl.items[i].name,

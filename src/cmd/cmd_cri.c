@@ -24,12 +24,13 @@
 #include "cri.h"
 #include "cri_docker.h"
 #include "util/flags.h"
+#include "util/imageref.h"
 #include "util/log.h"
 #include "util/util.h"
 
 static char *f_endpoint, *f_image_endpoint, *f_runtime, *f_api, *f_creds, *f_auth, *f_server, *f_termlog, *f_output;
 static int64_t f_timeout;
-static int f_quiet, f_help, f_h;
+static int f_quiet, f_help, f_h, f_keep_in_use;
 
 static struct flag cri_flags[] = {
 	{ "runtime-endpoint", FLAG_STRING, &f_endpoint, CRI_DEFAULT_ENDPOINT,
@@ -46,6 +47,9 @@ static struct flag cri_flags[] = {
 	{ "server-address", FLAG_STRING, &f_server, "", "pull: registry the credentials are for" },
 	{ "q", FLAG_BOOL, &f_quiet, "false", "images: print image references only" },
 	{ "output", FLAG_STRING, &f_output, "", "images: json for JSON output (inspect always prints JSON)" },
+	{ "keep-in-use", FLAG_BOOL, &f_keep_in_use, "true",
+	  "rmi: keep an image that a container on the node uses (running or exited) or that the runtime pins, "
+	  "and say so (\"kept IMAGE: ...\", exit 0)" },
 	{ "termination-log", FLAG_STRING, &f_termlog, "/dev/termination-log",
 	  "rmi, pull: also write the one-line result here when the file exists and is writable" },
 	{ "help", FLAG_BOOL, &f_help, "false", "show this help" },
@@ -285,6 +289,60 @@ static int do_fsinfo(struct rt *r, struct strbuf *err)
 	return 0;
 }
 
+/* The delete guard of rmi: 1 when ref must stay (msg says why: "kept REF: used by ..." or "... pins it"),
+ * 0 when it may go, or -1 with err. */
+static int keep_guard(struct rt *r, const char *ref, struct strbuf *msg, struct strbuf *err)
+{
+	struct cri_image img = { 0 };
+	struct cri_container_list cl = { 0 };
+	struct strbuf canon = STRBUF_INIT, who = STRBUF_INIT;
+	int present = 0, rc = r->dk ? cri_docker_inspect(r->dk, ref, &img, &present, err)
+				   : cri_image_status(r->cri, ref, &img, &present, err);
+	if (rc) {
+		rc = -1;
+		goto out;
+	}
+	if (!present)
+		goto out;
+	if (img.pinned) {
+		sb_addf(msg, "kept %s: the runtime pins it", ref);
+		rc = 1;
+		goto out;
+	}
+	if ((r->dk ? cri_docker_list_containers(r->dk, &cl, err) : cri_list_containers(r->cri, &cl, err))) {
+		rc = -1;
+		goto out;
+	}
+	struct imageref ir;
+	struct strbuf e = STRBUF_INIT;
+	if (imageref_parse(ref, &ir, &e) == 0)
+		imageref_canonical(&ir, &canon);
+	sb_release(&e);
+	size_t users = 0;
+	for (size_t i = 0; i < cl.n; i++) {
+		if (!cri_container_uses(&cl.items[i], &img, canon.buf))
+			continue;
+		/* kube-fledged's own pull Job pods (restartPolicy Never) left an exited "imagepuller": never restarted */
+		if (cl.items[i].state == CRI_CONTAINER_EXITED && cl.items[i].name &&
+		    !strcmp(cl.items[i].name, "imagepuller"))
+			continue;
+		if (users++ < 3)
+			sb_addf(&who, "%scontainer %s of pod %s/%s", users > 1 ? ", " : "", cl.items[i].name,
+				cl.items[i].pod_namespace ? cl.items[i].pod_namespace : "",
+				cl.items[i].pod_name ? cl.items[i].pod_name : "");
+	}
+	if (users) {
+		sb_addf(msg, "kept %s: used by %s%s", ref, who.buf, users > 3 ? " and more" : "");
+		rc = 1;
+	}
+out:
+	cri_image_clear(&img);
+	cri_container_list_free(&cl);
+	sb_release(&canon);
+	sb_release(&who);
+	return rc;
+}
+
 static int exit_code(int rc)
 {
 	return rc == 0 ? 0 : rc == CRI_EINVAL ? 2 : 1;
@@ -379,7 +437,12 @@ int cmd_cri(int argc, char **argv)
 		for (int i = 1; i < npos && !rc; i++) {
 			cur = argv[i];
 			sb_reset(&msg);
-			rc = r.dk ? cri_docker_remove(r.dk, argv[i], &msg, &err) : cri_rmi(r.cri, argv[i], &msg, &err);
+			int keep = f_keep_in_use ? keep_guard(&r, argv[i], &msg, &err) : 0;
+			if (keep < 0)
+				rc = CRI_UNKNOWN;
+			else if (!keep)
+				rc = r.dk ? cri_docker_remove(r.dk, argv[i], &msg, &err)
+					  : cri_rmi(r.cri, argv[i], &msg, &err);
 			if (!rc) {
 				print_escaped_line(stdout, msg.buf);
 				sb_addf(&all, "%s%s", all.len ? "; " : "", msg.buf);

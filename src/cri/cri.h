@@ -161,6 +161,9 @@ struct cri_container_list {
 	size_t n;
 };
 void cri_container_list_free(struct cri_container_list *l);
+/* 1 when container k runs (or ran) the image img is (by its id), or was created from the reference whose
+ * canonical form (util/imageref.h) is canonical_ref. */
+int cri_container_uses(const struct cri_container *k, const struct cri_image *img, const char *canonical_ref);
 /* Every container, running or exited (an empty filter). */
 int cri_list_containers(struct cri_client *c, struct cri_container_list *out, struct strbuf *err);
 

@@ -220,3 +220,20 @@ out:
 	cri_version_clear(&v);
 	return rc;
 }
+
+int cri_container_uses(const struct cri_container *k, const struct cri_image *img, const char *canonical_ref)
+{
+	if (img->id && *img->id && ((k->image_ref && !strcmp(k->image_ref, img->id)) ||
+				    (k->image && !strcmp(k->image, img->id))))
+		return 1;
+	struct imageref r;
+	struct strbuf e = STRBUF_INIT, canon = STRBUF_INIT;
+	int same = 0;
+	if (k->image && canonical_ref && imageref_parse(k->image, &r, &e) == 0) {
+		imageref_canonical(&r, &canon);
+		same = !strcmp(canon.buf, canonical_ref);
+	}
+	sb_release(&e);
+	sb_release(&canon);
+	return same;
+}

@@ -160,9 +160,11 @@ int ic_remove_annotations(struct ic_controller *ctl, struct ic_cache_state *st, 
  * tasks registered for the node syncs, every task running. */
 void ic_agent_start(struct ic_controller *ctl, struct ic_op *op);
 int ic_agent_continue(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj, int64_t *requeue_ms);
-/* The result of a running task from what the node's NodeImageCache says: a done state (reason and message
- * set on the task when it failed or was kept), or IC_TASK_RUNNING. Pure. */
-enum ic_task_state ic_agent_fold(struct ic_task *t, const struct ic_nic_info *info);
+/* The result of a running task of the cache self ("ns/name") from what the node's NodeImageCache says: a done
+ * state (reason and message set on the task when it failed or was kept), or IC_TASK_RUNNING. A delete is
+ * kept for another cache only when a Pull entry names an owner other than self (its own old Pull entry only
+ * means the node sync has not turned it into a Delete yet). Pure. */
+enum ic_task_state ic_agent_fold(struct ic_task *t, const struct ic_nic_info *info, const char *self);
 /* One digest per tag, when a refresh has folded: returns 1 when nodes on an older digest were asked to pull
  * again (the operation goes on), 0 when it may finish (op->stale_digests names who is still apart). */
 int ic_agent_check_digests(struct ic_controller *ctl, struct ic_op *op);

@@ -19,6 +19,7 @@ struct nic_entry {
 	int64_t spec_gen, observed_gen, delete_since, size;
 	time_t last_pull;      /* status lastPullTime, 0 if none */
 	char *digest, *reason, *message; /* NULL when none */
+	char *owners;          /* spec owners as "ns/name\n..." (Pull entries), or NULL */
 };
 
 struct nic_node {
@@ -51,6 +52,7 @@ void ic_nic_info_clear(struct ic_nic_info *i)
 	free(i->digest);
 	free(i->reason);
 	free(i->message);
+	free(i->owners);
 	memset(i, 0, sizeof *i);
 }
 
@@ -74,6 +76,7 @@ static void node_free(void *p)
 		free(n->e[i].digest);
 		free(n->e[i].reason);
 		free(n->e[i].message);
+		free(n->e[i].owners);
 	}
 	free(n->e);
 	free(n);
@@ -140,6 +143,16 @@ static struct nic_node *build(json_t *obj, struct nic_node *prev)
 		const char *action = json_string_value(json_object_get(it, "action"));
 		e->spec_delete = action && !strcmp(action, "Delete");
 		e->spec_gen = json_integer_value(json_object_get(it, "pullGeneration"));
+		if (!e->spec_delete) {
+			struct strbuf o = STRBUF_INIT;
+			size_t k;
+			json_t *ow;
+			json_array_foreach(json_object_get(it, "owners"), k, ow)
+				sb_addf(&o, "%s/%s\n", kf_jstr(ow, "namespace", NULL) ? kf_jstr(ow, "namespace", NULL) : "",
+					kf_jstr(ow, "name", NULL) ? kf_jstr(ow, "name", NULL) : "");
+			e->owners = o.len ? sb_detach(&o) : NULL;
+			sb_release(&o);
+		}
 		if (e->spec_delete) {
 			struct nic_entry *p = find(prev, image);
 			e->delete_since = p && p->spec_delete && p->delete_since ? p->delete_since : n->generation;
@@ -239,6 +252,7 @@ void ic_nic_lookup(struct ic_nic_index *x, const char *node, const char *canonic
 			out->digest = e->digest ? xstrdup(e->digest) : NULL;
 			out->reason = e->reason ? xstrdup(e->reason) : NULL;
 			out->message = e->message ? xstrdup(e->message) : NULL;
+			out->owners = e->owners ? xstrdup(e->owners) : NULL;
 		}
 	}
 	pthread_mutex_unlock(&x->mu);

@@ -45,6 +45,7 @@ struct ic_nic_info {
 	int64_t observed_gen;   /* status observedPullGeneration */
 	int64_t size;           /* status sizeBytes */
 	char *digest, *reason, *message;
+	char *owners;           /* the spec's owners of a Pull entry, "ns/name\n" each, or NULL */
 	/* the node's object */
 	int exists;             /* the object exists */
 	int has_status;         /* an agent wrote its status */

@@ -83,7 +83,21 @@ static int is_kept_reason(const char *r)
 	return r && (!strcmp(r, "ImageInUse") || !strcmp(r, "ImagePinned"));
 }
 
-enum ic_task_state ic_agent_fold(struct ic_task *t, const struct ic_nic_info *info)
+/* 1 when owners ("ns/name\n" each) names a cache other than self ("ns/name"). */
+static int other_owner(const char *owners, const char *self)
+{
+	size_t n = strlen(self);
+	for (const char *p = owners; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		if (len != n || strncmp(p, self, n))
+			return 1;
+		p = nl ? nl + 1 : p + len;
+	}
+	return 0;
+}
+
+enum ic_task_state ic_agent_fold(struct ic_task *t, const struct ic_nic_info *info, const char *self)
 {
 	if (t->action == IC_ACTION_PULL) {
 		if (info->state == NIC_PRESENT && info->observed_gen >= t->pull_gen)
@@ -95,7 +109,7 @@ enum ic_task_state ic_agent_fold(struct ic_task *t, const struct ic_nic_info *in
 		}
 		return IC_TASK_RUNNING;
 	}
-	if (info->in_spec && !info->spec_delete) {
+	if (info->in_spec && !info->spec_delete && other_owner(info->owners, self)) {
 		ic_task_set_result(t, IC_TASK_KEPT, "ImageWantedByOtherImageCache",
 				   "kept: another ImageCache lists this image for this node");
 		return IC_TASK_KEPT;
@@ -138,6 +152,8 @@ int ic_agent_continue(struct ic_controller *ctl, struct ic_cache_state *st, json
 {
 	(void)obj;
 	struct ic_op *op = st->op;
+	char key[512];
+	snprintf(key, sizeof key, "%s/%s", op->ns, op->name);
 	int64_t now = kf_now_ms(), next = INT64_MAX;
 	for (size_t n = 0; n < op->ts.n_nodes; n++) {
 		const char *node = op->ts.nodes[n].name;
@@ -158,7 +174,7 @@ int ic_agent_continue(struct ic_controller *ctl, struct ic_cache_state *st, json
 			}
 			struct ic_nic_info info;
 			ic_nic_lookup(ctl->nicx, node, op->ts.images[t->image].canonical, &info);
-			enum ic_task_state s = ic_agent_fold(t, &info);
+			enum ic_task_state s = ic_agent_fold(t, &info, key);
 			if (s == IC_TASK_SUCCEEDED)
 				t->state = IC_TASK_SUCCEEDED;
 			else if (s == IC_TASK_RUNNING && expired)

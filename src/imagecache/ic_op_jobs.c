@@ -238,6 +238,9 @@ void ic_jobs_task_done(struct ic_controller *ctl, struct ic_op *op, struct ic_ta
 		ic_recent_note(ctl, ic_task_node_name(&op->ts, t), op->ts.images[t->image].canonical,
 			       t->action == IC_ACTION_PULL);
 		LOG_INFO("Job %s/%s succeeded (%s:- %s --> %s)", ns, t->job_name, what, image, host);
+	} else if (t->state == IC_TASK_KEPT) {
+		LOG_INFO("Job %s/%s kept the image (%s:- %s --> %s): %s", ns, t->job_name, what, image, host,
+			 t->message ? t->message : "");
 	} else {
 		LOG_INFO("Job %s/%s failed (%s:- %s --> %s): %s: %s", ns, t->job_name ? t->job_name : "-", what, image,
 			 host, t->reason ? t->reason : "", t->message ? t->message : "");

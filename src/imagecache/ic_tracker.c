@@ -61,8 +61,17 @@ enum ic_task_state ic_job_result(json_t *job, json_t *pod, char **reason, char *
 	const char *phase = kf_jstr(pod, "status", "phase", NULL);
 	json_t *succ = kf_jget(job, "status", "succeeded", NULL);
 	if ((phase && !strcmp(phase, "Succeeded")) || job_condition(job, "Complete") ||
-	    (json_is_integer(succ) && json_integer_value(succ) > 0))
+	    (json_is_integer(succ) && json_integer_value(succ) > 0)) {
+		/* a delete Job's helper keeps an image a container uses or the runtime pins: "kept IMAGE: ..." */
+		const char *msg = kf_jstr(json_array_get(kf_jget(pod, "status", "containerStatuses", NULL), 0), "state",
+					  "terminated", "message", NULL);
+		if (msg && !strncmp(msg, "kept ", 5)) {
+			*reason = xstrdup(strstr(msg, "pins it") ? "ImagePinned" : "ImageInUse");
+			*message = xstrdup(msg);
+			return IC_TASK_KEPT;
+		}
 		return IC_TASK_SUCCEEDED;
+	}
 	if (phase && !strcmp(phase, "Failed")) {
 		terminated_reason(pod, reason, message);
 		return IC_TASK_FAILED;

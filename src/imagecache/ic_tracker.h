@@ -21,7 +21,9 @@
 #include "ic_status.h"
 
 /* State of a task whose Job is job (borrowed) and whose newest Pod is pod (borrowed, may be NULL). Returns
- * IC_TASK_RUNNING, IC_TASK_SUCCEEDED or IC_TASK_FAILED; on failure *reason and *message are malloc'd. */
+ * IC_TASK_RUNNING, IC_TASK_SUCCEEDED, IC_TASK_KEPT (a delete helper that kept the image a container uses
+ * or the runtime pins: its termination message starts "kept ") or IC_TASK_FAILED; for the last two
+ * *reason and *message are malloc'd. */
 enum ic_task_state ic_job_result(json_t *job, json_t *pod, char **reason, char **message);
 
 /* The kubelet's pull error for the pod's image container: its waiting message while the reason is

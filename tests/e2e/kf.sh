@@ -24,6 +24,16 @@
 KF_BIN=${KF_BIN:-$E2E_ROOT/build/src/kubefledged}
 KF_IMAGE=${KF_IMAGE:-$REGISTRY/kubefledged/kubefledged:dev}
 
+# The image by digest, for the Jobs the out-of-cluster controller creates: nodes keep an older ":dev" (pull
+# policy IfNotPresent), so a tag would run yesterday's helper. Falls back to the tag.
+kf_image_pinned() {
+  local ref=${KF_IMAGE#*/} d
+  d=$(curl -sfI -H 'Accept: application/vnd.oci.image.index.v1+json' -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' \
+        "http://${KF_IMAGE%%/*}/v2/${ref%:*}/manifests/${ref##*:}" | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')
+  if [ -n "$d" ]; then echo "${KF_IMAGE%:*}@$d"; else echo "$KF_IMAGE"; fi
+}
+
 KF_MODE=${KF_MODE:-jobs}
 
 kf_crd_ensure() {
@@ -67,7 +77,8 @@ kf_controller_start() {
     kf_agents_start
     mode=(--mode=agent)
   fi
-  BUSYBOX_IMAGE=$KF_IMAGE KUBEFLEDGED_CRI_CLIENT_IMAGE=$KF_IMAGE KUBEFLEDGED_NAMESPACE=$E2E_NS \
+  local img; img=$(kf_image_pinned)
+  BUSYBOX_IMAGE=$img KUBEFLEDGED_CRI_CLIENT_IMAGE=$img KUBEFLEDGED_NAMESPACE=$E2E_NS \
     "$KF_BIN" controller "${mode[@]}" --kubeconfig="$KUBECONFIG" --leader-elect=false \
       --image-cache-refresh-frequency=0s --image-pull-deadline-duration=60s -v=1 "$@" \
       >> "$E2E_LOG.controller" 2>&1 &

@@ -51,6 +51,9 @@ static void results_from_job_and_pod(void **state)
 	result_is("job-complete.json", NULL, IC_TASK_SUCCEEDED, NULL, NULL);
 	/* a pod already Succeeded when first seen counts (upstream only saw transitions) */
 	result_is("job-running.json", "pod-succeeded.json", IC_TASK_SUCCEEDED, NULL, NULL);
+	/* the delete helper kept an image a container uses (issue 10, item 12) */
+	result_is("job-running.json", "pod-delete-kept.json", IC_TASK_KEPT, "ImageInUse",
+		  "kept 10.240.1.1:5000/app:1: used by container web of pod shop/web-6d4f");
 	/* the delete helper's termination message is the failure message, trailing newline trimmed */
 	result_is("job-running.json", "pod-delete-failed.json", IC_TASK_FAILED, "Error",
 		  "rmi 127.0.0.1:5001/kftest/app2:1: rpc error: code = Unavailable desc = connection refused");

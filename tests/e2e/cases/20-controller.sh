@@ -243,3 +243,24 @@ test_apiserver_restart_mid_operation_converges() {
   ic_wait_op ic2 ImageCacheCreate Succeeded 60
   expect_images "$NODE1_NAME" "${img[@]}"
 }
+
+# Issue 10 item 12 / issue 8: a removal never takes an image a container on the node uses.
+test_image_used_by_a_running_pod_survives_a_purge() {
+  local img n
+  img=$(gen_images "$(unique kfe2e/inuse)" 1)
+  kf_controller_start
+  ic_apply ic1 <<< "[{\"images\": [\"$img\"]}]"
+  ic_wait_op ic1 ImageCacheCreate Succeeded
+  kapply >/dev/null <<EOF
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"},
+ "spec": {"nodeName": "$NODE1_NAME", "dnsPolicy": "Default", "terminationGracePeriodSeconds": 1,
+          "containers": [{"name": "app", "image": "$img", "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"]}]}}
+EOF
+  kns wait --for=condition=Ready --timeout=60s pod/user >/dev/null || fail "the user pod did not start"
+  kns annotate imagecache ic1 kubefledged.io/purge-imagecache= >/dev/null
+  ic_wait_op ic1 ImageCachePurge Succeeded 90
+  expect_images "$NODE1_NAME" "$img"
+  for n in $KF_NODES; do [ "$n" = "$NODE1_NAME" ] || expect_no_images "$n" "$img"; done
+  assert_contains "$(ic_events ic1)" "ImagesKept"
+  kns delete pod user --wait=false >/dev/null
+}
