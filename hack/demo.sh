@@ -92,6 +92,19 @@ echo
 echo "$ kubectl -n $NS get imagecache $IC -o yaml   (status)"
 kubectl -n "$NS" get imagecache "$IC" -o yaml | sed -n '/^status:/,$p'
 echo
+mode=$(kubectl -n "$NS" get deploy kubefledged-controller -o json | jq -r '.spec.template.spec.containers[0].args[] | select(startswith("--mode=")) | sub("--mode="; "")' 2>/dev/null)
+echo "controller mode: ${mode:-jobs}"
+if [ "${mode:-jobs}" = agent ]; then
+  echo
+  echo "$ kubectl get nodeimagecaches   (one per node: spec by the controller, status by the node's agent)"
+  kubectl get nodeimagecaches
+  echo
+  echo "$ kubectl get nodeimagecaches -o custom-columns=...   (what each agent reports, per image)"
+  kubectl get nodeimagecaches -o json | jq -r '.items[] | .metadata.name as $n | (.status.images // [])[] |
+    "  \($n)  \(.state)  \(.image | sub("^[^/]*/"; ""))  \(.digest // "" | .[0:19])  \((.sizeBytes // 0) / 1024 | floor) KiB"'
+  echo "  (kubectl get pods -A: no pod was made to cache an image; the agent DaemonSet pulled through each runtime)"
+fi
+echo
 echo "images in each node's containerd store (ctr -a \$NODEn_CRI_SOCKET -n k8s.io images ls -q):"
 images=("$nginx" "$cassandra" "$etcd")
 printf '  %-12s' node
@@ -123,6 +136,7 @@ kube-fledged is running on the local cluster. Go on with:
   kubectl -n $NS annotate imagecache $IC kubefledged.io/refresh-imagecache=
   kubectl -n $NS annotate imagecache $IC kubefledged.io/purge-imagecache=
   kubectl -n $NS logs deploy/kubefledged-controller
+  kubectl get nodeimagecaches -o yaml   # agent mode: each node's images, as its agent reports them
   testbed/images.sh gen demo/app 5   # more images to cache
 Clean up:
   make remove-kubefledged   # kube-fledged and its CRD (so every ImageCache); cached images stay on the nodes
