@@ -8,13 +8,20 @@
 # Prints both times and their ratio (target: agents <= 1.2 x the floor), the agents' API requests per node x
 # image pair (their own counters; target <= 0.05) and status writes, a warm refresh (the same specs written
 # again: target 0 pulls and 0 writes), the self-heal latency (an image removed with ctr until it is back,
-# three times) and the agents' peak RSS. Asserts nothing. The lead adds the controller-driven line and the
-# job floor.
+# three times) and the agents' peak RSS; then
+#   (c) kube-fledged in agent mode: the controller (--mode=agent, out of cluster) and the same agents, an
+#       ImageCache of IMAGES fresh images from create to Succeeded (ratio to (a): target <= 1.2), its API
+#       requests per pair (controller + agents; target <= 0.05) and the controller's peak RSS;
+#   (d) the job floor: the same number of pull Jobs created directly (bench/controller.sh's floor), and the
+#       ratio (d) / (c) (target >= 5).
+# Asserts nothing.
 #
 #   bench/agent.sh [IMAGES]       default 100
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "${KF_CLUSTER_DIR:-$ROOT/.cluster}/env"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 N=${1:-100}
 BIN=$ROOT/build/src/kubefledged
 ID=$(printf "%04x%04x" $RANDOM $RANDOM)
@@ -23,14 +30,14 @@ read -r -a NODES <<< "$KF_NODES"
 PIDS=()
 
 [ -x "$BIN" ] || { echo "bench: no $BIN (make build)" >&2; exit 1; }
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 sock() { local v=NODE$1_CRI_SOCKET; echo "${!v}"; }
 certs() { echo "$CLUSTER_DIR/nodes/${NODES[$1-1]}/certs.d"; }
+NS=kfbench-$ID
 cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${NODES[@]}"; do kubectl delete nodeimagecache "$p" --ignore-not-found --wait=false >/dev/null 2>&1 || true; done
+  kubectl delete namespace "$NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -149,8 +156,51 @@ echo "self-heal: an image removed with ctr was back after ${heal[*]} s (--poll-i
 RSS=""
 for p in "${PIDS[@]}"; do RSS+="$(awk '/VmHWM/ {print $2}' "/proc/$p/status") "; done
 echo "agents' peak RSS (VmHWM): ${RSS% } kB"
-for p in "${PIDS[@]}"; do kill "$p"; done
+
+# ---- (c) kube-fledged in agent mode: controller + agents, from an ImageCache's create to Succeeded ----
+kubectl apply -f "$ROOT/deploy/kubefledged-crd.yaml" >/dev/null
+kubectl create namespace "$NS" >/dev/null
+for n in "${NODES[@]}"; do kubectl delete nodeimagecache "$n" --wait=true >/dev/null; done
+mapfile -t CIMGS < <("$ROOT/testbed/images.sh" gen "kfbench-$ID/ic" "$N" 2>/dev/null)
+REQA0=$(api_requests)
+KUBEFLEDGED_NAMESPACE=$NS "$BIN" controller --mode=agent --kubeconfig="$KUBECONFIG" --leader-elect=false \
+  --image-cache-refresh-frequency=0s --metrics-bind-address=0 > "$OUT/controller.log" 2>&1 &
+CTL=$!
+PIDS+=("$CTL")
+until grep -q 'caches synced' "$OUT/controller.log"; do sleep 0.1; done
+jq -n --arg ns "$NS" --argjson imgs "$(printf '%s\n' "${CIMGS[@]}" | jq -R . | jq -s .)" \
+  '{apiVersion: "kubefledged.io/v1alpha2", kind: "ImageCache", metadata: {name: "bench", namespace: $ns},
+    spec: {cacheSpec: [{images: $imgs}]}}' > "$OUT/ic.json"
+t0=$(now)
+kubectl create -f "$OUT/ic.json" >/dev/null
+until [ "$(kubectl -n "$NS" get imagecache bench -o jsonpath='{.status.status}')" = Succeeded ]; do sleep 0.2; done
+KF=$(secs "$t0" "$(now)")
+sleep 6 # the agents' last coalesced writes are part of the operation's cost
+REQA=$(api_requests)
+CTL_HWM=$(proc_field "$CTL" VmHWM)
+kill -TERM "$CTL"; wait "$CTL" 2>/dev/null || true
+CTL_REQ=$(grep -o 'API: [0-9]* requests' "$OUT/controller.log" | tr -dc 0-9)
+PAIRS=$((N * ${#NODES[@]}))
+echo "kube-fledged, agent mode: ImageCache of $N images on ${#NODES[@]} nodes, create -> Succeeded in ${KF}s;" \
+     "ratio to the runtime floor $(ratio "$KF" "$FLOOR") (target <= 1.2)"
+echo "  API requests: controller $CTL_REQ (start-up lists and watches included), agents $((REQA - REQA0));" \
+     "per node x image pair $(awk -v r="$((CTL_REQ + REQA - REQA0))" -v p="$PAIRS" 'BEGIN { printf "%.3f", r / p }') (target <= 0.05)"
+echo "  controller peak RSS (VmHWM) $CTL_HWM kB; $(grep -o 'stopped: .*' "$OUT/controller.log")"
+
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 PIDS=()
-for i in $(seq ${#NODES[@]}); do grep 'API requests' "$OUT/agent-$i.log" | sed "s/.*] /node $i, whole run: /"; done
+for i in $(seq ${#NODES[@]}); do grep 'API requests' "$OUT/agent-$i.log" | sed "s/.*] /node $i, whole run: /" || true; done
+
+# ---- (d) the job floor: the same pairs as pull Jobs created directly ----
+mapfile -t JIMGS < <("$ROOT/testbed/images.sh" gen "kfbench-$ID/job" "$N" 2>/dev/null)
+raw_jobs_list "$ROOT/tests/unit/data/ic/job-pull.json" "$NS" jobfloor "$REGISTRY/busybox:1" \
+  "$(printf '%s\n' "${NODES[@]}")" "$(printf '%s\n' "${JIMGS[@]}")" > "$OUT/jobs.json"
+t0=$(now)
+kubectl create -f "$OUT/jobs.json" >/dev/null
+until [ "$(kubectl -n "$NS" get jobs -l run=jobfloor -o jsonpath='{range .items[*]}{.status.succeeded}{"\n"}{end}' | grep -c '^1$' || true)" -ge "$PAIRS" ]; do
+  sleep 0.5
+done
+JOBS=$(secs "$t0" "$(now)")
+echo "job floor: $PAIRS pull Jobs created directly and Complete in ${JOBS}s; agent mode is $(ratio "$JOBS" "$KF") x faster (target >= 5)"
 echo "(logs in $OUT)"
