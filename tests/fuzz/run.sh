@@ -27,7 +27,7 @@
 #
 # The corpus grows in tests/fuzz/corpus-<target>/ (git-ignored) and is reused by the next run.
 # Environment: CC_FUZZ (default clang), FUZZ_BUILD_DIR (default build-fuzz), FUZZ_TARGETS (default all),
-# FUZZ_RUNS (stop a target after this many executions, e.g. 10000000 for a long run; SECONDS still caps it).
+# FUZZ_JOBS (targets fuzzed at a time, default one per CPU), FUZZ_RUNS (stop a target after this many executions, e.g. 10000000 for a long run; SECONDS still caps it).
 set -euo pipefail
 secs=${1:-60}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -52,7 +52,7 @@ declare -A pkgs=() # pkg-config packages beyond jansson
 cri="cri/cri.c cri/cri_grpc.c cri/cri_rmi.c cri/cri_docker.c util/version.c pb"
 extra+=([cri_grpc]="$cri" [cri_docker]="$cri" [imageref]="$cri")
 pkgs+=([cri_grpc]="libcurl libprotobuf-c" [cri_docker]="libcurl libprotobuf-c" [imageref]="libcurl libprotobuf-c")
-extra+=([tracker]="imagecache/ic_tracker.c imagecache/ic_status.c")
+extra+=([tracker]="imagecache/ic_tracker.c imagecache/ic_status.c imagecache/ic_task.c util/map.c")
 extra+=([wh_cabundle]="webhook/wh_cabundle.c")
 extra+=([wh_certs]="webhook/wh_certs.c webhook/wh_tls.c")
 pkgs+=([wh_certs]="openssl gnutls")
@@ -86,16 +86,41 @@ for t in $targets; do
 done
 
 [ "$secs" != 0 ] || exit 0 # 0: build only
+# run_one TARGET: fuzzes it; its exit status is the fuzzer's
+run_one() {
+	local t=$1 corpus=$root/tests/fuzz/corpus-$1
+	mkdir -p "$corpus" "$out/artifacts-$t"
+	# shellcheck disable=SC2086
+	"$out/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -dict="$root/tests/fuzz/json.dict" \
+		${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -max_len="${maxlen[$t]:-65536}" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$out/artifacts-$t/" \
+		"$corpus" ${seeds[$t]} >"$out/fuzz_$t.log" 2>&1
+}
+
+# FUZZ_JOBS targets at a time (default: one per CPU); each keeps its own seconds
+jobs=${FUZZ_JOBS:-$(nproc)}
+declare -A rc=()
+running=()
+for t in $targets; do
+	while [ ${#running[@]} -ge "$jobs" ]; do
+		wait -n || true
+		still=()
+		for r in "${running[@]}"; do
+			if kill -0 "${r#*:}" 2>/dev/null; then still+=("$r"); else wait "${r#*:}"; rc[${r%%:*}]=$?; fi
+		done
+		running=("${still[@]}")
+	done
+	run_one "$t" &
+	running+=("$t:$!")
+done
+for r in "${running[@]}"; do
+	wait "${r#*:}"; rc[${r%%:*}]=$?
+done
+
 fail=0
 printf '%-16s %8s %12s %10s %8s %8s %8s  %s\n' target seconds execs execs/s cov ft corpus result
 for t in $targets; do
-	corpus=$root/tests/fuzz/corpus-$t
-	mkdir -p "$corpus" "$out/artifacts-$t"
 	log=$out/fuzz_$t.log
-	# shellcheck disable=SC2086
-	if "$out/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -dict="$root/tests/fuzz/json.dict" \
-		${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -max_len="${maxlen[$t]:-65536}" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$out/artifacts-$t/" \
-		"$corpus" ${seeds[$t]} >"$log" 2>&1; then
+	if [ "${rc[$t]:-1}" = 0 ]; then
 		result=ok
 	else
 		result="FAILED (see $log)"
