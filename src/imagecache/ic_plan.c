@@ -146,18 +146,6 @@ static void add_pull(struct planner *p, json_t *node, uint32_t ni, uint32_t img,
 	ic_tasks_add(p->ts, ni, img, IC_ACTION_PULL, state);
 }
 
-/* "sha256:<64 hex>" or 64 bare hex digits: an image ID, which names the whole image with all its tags */
-static int looks_like_image_id(const char *s)
-{
-	if (!strncmp(s, "sha256:", 7))
-		s += 7;
-	size_t n = 0;
-	for (; s[n]; n++)
-		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
-			return 0;
-	return n == 64;
-}
-
 static void add_delete(struct planner *p, uint32_t ni, uint32_t img)
 {
 	const struct ic_plan_input *in = p->in;
@@ -165,7 +153,7 @@ static void add_delete(struct planner *p, uint32_t ni, uint32_t img)
 	struct imageref r;
 	struct strbuf err = STRBUF_INIT;
 	/* never remove what is not a reference: status.appliedSpec is outside input */
-	int ok = !im->invalid && !looks_like_image_id(im->image) && imageref_parse(im->image, &r, &err) == 0;
+	int ok = !im->invalid && imageref_parse(im->image, &r, &err) == 0; /* image IDs do not parse */
 	sb_release(&err);
 	if (!ok)
 		return;

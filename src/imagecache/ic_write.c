@@ -197,22 +197,37 @@ static json_t *annotation_op(json_t *obj, const char *key, const char *value)
 	return op;
 }
 
+/* Sets (value) or removes (NULL) up to two annotations with one merge patch, or a get + update where RBAC
+ * refuses the patch. Returns the object written (new reference) or NULL with err (404: the object is gone). */
+static json_t *write_annotations(struct ic_controller *ctl, json_t *obj, const char *const keys[2],
+				 const char *const values[2], struct kube_err *err)
+{
+	json_t *a = json_object();
+	for (int i = 0; i < 2; i++)
+		if (keys[i])
+			json_object_set_new(a, keys[i], values[i] ? json_string(values[i]) : json_null());
+	struct strbuf path = STRBUF_INIT;
+	kube_path(&path, &IC_RESOURCE, ic_meta(obj, "namespace"), ic_meta(obj, "name"), NULL);
+	json_t *patch = json_pack("{s:{s:o}}", "metadata", "annotations", a);
+	json_t *res = NULL;
+	memset(err, 0, sizeof *err);
+	if (!atomic_load(&ctl->patch_forbidden))
+		res = kube_patch(ctl->c, path.buf, patch, "application/merge-patch+json", err);
+	json_decref(patch);
+	sb_release(&path);
+	if (!res && !kube_err_is_not_found(err) && (atomic_load(&ctl->patch_forbidden) || patch_forbidden(ctl, err))) {
+		struct status_edit e = { NULL, { keys[0], keys[1] }, { values[0], values[1] } };
+		res = update_cache(ctl, obj, edit_cache, &e, err);
+	}
+	return res;
+}
+
 static int patch_annotation(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj, const char *key,
 			    const char *value)
 {
-	struct strbuf path = STRBUF_INIT;
-	kube_path(&path, &IC_RESOURCE, ic_meta(obj, "namespace"), ic_meta(obj, "name"), NULL);
-	json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", key, value);
+	const char *keys[2] = { key, NULL }, *values[2] = { value, NULL };
 	struct kube_err err;
-	json_t *res = NULL;
-	if (!atomic_load(&ctl->patch_forbidden))
-		res = kube_patch(ctl->c, path.buf, patch, "application/merge-patch+json", &err);
-	json_decref(patch);
-	sb_release(&path);
-	if (!res && (atomic_load(&ctl->patch_forbidden) || patch_forbidden(ctl, &err))) {
-		struct status_edit e = { NULL, { key, NULL }, { value, NULL } };
-		res = update_cache(ctl, obj, edit_cache, &e, &err);
-	}
+	json_t *res = write_annotations(ctl, obj, keys, values, &err);
 	if (!res) {
 		LOG_ERROR("ImageCache %s/%s: writing annotation %s failed (HTTP %ld): %s", ic_meta(obj, "namespace"),
 			  ic_meta(obj, "name"), key, err.code, err.msg);
@@ -367,28 +382,14 @@ int ic_write_progress(struct ic_controller *ctl, struct ic_cache_state *st, json
 int ic_remove_annotations(struct ic_controller *ctl, struct ic_cache_state *st, json_t *obj,
 			  const char *const anns[2])
 {
-	json_t *a = json_object();
-	for (int i = 0; i < 2; i++)
+	const char *keys[2] = { NULL, NULL }, *values[2] = { NULL, NULL };
+	for (int i = 0, k = 0; i < 2; i++)
 		if (anns[i] && kf_jget(obj, "metadata", "annotations", anns[i], NULL))
-			json_object_set_new(a, anns[i], json_null());
-	if (!json_object_size(a)) {
-		json_decref(a);
+			keys[k++] = anns[i];
+	if (!keys[0])
 		return 0;
-	}
-	struct strbuf path = STRBUF_INIT;
-	kube_path(&path, &IC_RESOURCE, ic_meta(obj, "namespace"), ic_meta(obj, "name"), NULL);
-	json_t *patch = json_pack("{s:{s:o}}", "metadata", "annotations", a);
 	struct kube_err err;
-	json_t *res = NULL;
-	if (!atomic_load(&ctl->patch_forbidden))
-		res = kube_patch(ctl->c, path.buf, patch, "application/merge-patch+json", &err);
-	json_decref(patch);
-	sb_release(&path);
-	if (!res && !kube_err_is_not_found(&err) &&
-	    (atomic_load(&ctl->patch_forbidden) || patch_forbidden(ctl, &err))) {
-		struct status_edit e = { NULL, { anns[0], anns[1] }, { NULL, NULL } };
-		res = update_cache(ctl, obj, edit_cache, &e, &err);
-	}
+	json_t *res = write_annotations(ctl, obj, keys, values, &err);
 	if (!res) {
 		if (kube_err_is_not_found(&err))
 			return 0;
