@@ -12,6 +12,7 @@
 #include "imagecache/ic_validate.h"
 #include "util/strbuf.h"
 #include "util/util.h"
+#include "test_slow.h"
 
 /* Parses `{"spec": <spec_json>}`; fails the test on a shape error. */
 static void parse(const char *spec_json, struct ic_spec *out)
@@ -398,15 +399,7 @@ static void size_limits(void **state)
 	free(old), free(same), free(grown);
 }
 
-/* How many times slower than native code this run is (KF_TEST_SLOWDOWN, default 1): ctest sets 10 for
- * cross-built tests run under qemu-user, hack/valgrind-unit.sh 30 (measured: 6x and 19x for this test).
- * Only CPU-bound time limits scale with it; waits on timers do not. */
-static int64_t slowdown(void)
-{
-	const char *s = getenv("KF_TEST_SLOWDOWN");
-	long v = s ? strtol(s, NULL, 10) : 1;
-	return v > 1 ? v : 1;
-}
+#define slowdown test_slowdown
 
 static void duplicate_check_is_linear(void **state)
 {

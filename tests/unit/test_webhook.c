@@ -17,6 +17,7 @@
 
 #include "util/strbuf.h"
 #include "util/util.h"
+#include "test_slow.h"
 #include "webhook/wh_admission.h"
 #include "webhook/wh_certs.h"
 #include "webhook/wh_server.h"
@@ -405,7 +406,7 @@ static void http(int port, const char *ca, const char *method, const char *path,
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(10000 * test_slowdown()));
 	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
 	struct curl_slist *h = NULL;
