@@ -144,11 +144,17 @@ ic_wait_op() {
 
 # ic_watch NAME: record every status the cache goes through, one "status/reason" per line, in
 # $E2E_LOG.watch.NAME (stopped when the test ends). ic_seen NAME STATUS: was STATUS recorded?
-ic_watch() {
-  kns get imagecache "$1" --watch -o jsonpath='{.status.status}/{.status.reason}{"\n"}' \
+ic_watch() {  # may start before the cache exists (agent mode can finish an operation within a second)
+  kns get imagecaches --field-selector "metadata.name=$1" --watch -o jsonpath='{.status.status}/{.status.reason}{"\n"}' \
     > "$E2E_LOG.watch.$1" 2>/dev/null &
   defer kill $! 2>/dev/null
+  sleep 0.5
 }
+
+# unreachable_image: a reference to a registry that refuses connections: its pull fails only at the
+# deadline (the kubelet backs off; an agent retries it as a transient error), so an operation stays
+# Processing that long in both modes
+unreachable_image() { echo "$KF_HOST_IP:1/$(unique kfe2e/unreachable):1"; }
 ic_seen() { grep -q "^$2/" "$E2E_LOG.watch.$1"; }
 
 # ic_events NAME: "type reason message" of the cache's Events

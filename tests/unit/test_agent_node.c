@@ -124,13 +124,16 @@ static void mem_clear(struct mem *m)
 	pthread_mutex_destroy(&m->mu);
 }
 
-static int writes(struct mem *m)
+static int locked_int(struct mem *m, const int *field)
 {
 	pthread_mutex_lock(&m->mu);
-	int w = m->writes;
+	int v = *field;
 	pthread_mutex_unlock(&m->mu);
-	return w;
+	return v;
 }
+
+static int writes(struct mem *m) { return locked_int(m, &m->writes); }
+static int fresh_gets(struct mem *m) { return locked_int(m, &m->fresh_gets); }
 
 /* The status entry of image (borrowed from m->status; call locked or when the agent is idle). */
 static json_t *entry(struct mem *m, const char *image)
@@ -484,7 +487,7 @@ static void restart_resumes_from_status(void **state)
 	kf_sleep_ms(500);
 	assert_int_equal(agent_simrt_pulls(sim), pulls); /* nothing pulled again, the failure not retried */
 	assert_true(entry_state_is(&f.m, REG "/missing:1", "Failed"));
-	assert_int_equal(f.m.fresh_gets, 2);
+	assert_int_equal(fresh_gets(&f.m), 2);
 	/* a refresh of the floating tag: pullGeneration 4 for every entry; each is pulled once more (the
 	 * missing one fails again) */
 	mem_set_spec(&f.m, imgs, 4, 2, NULL);
@@ -660,14 +663,14 @@ static void a_node_without_object_reads_it_once(void **state)
 	cfg.poll_ms = 100;
 	fx_start(&f, sim, &cfg, 1);
 	kf_sleep_ms(600); /* about 6 polls */
-	assert_int_equal(f.m.fresh_gets, 1);
+	assert_int_equal(fresh_gets(&f.m), 1);
 	assert_int_equal(writes(&f.m), 0); /* no object: nothing to write to */
 	/* the controller creates it: cached reads from then on */
 	const char *imgs[] = { REG "/late:1", NULL };
 	mem_set_spec(&f.m, imgs, 0, 1, NULL);
 	agent_notify(f.a, "n1");
 	assert_true(wait_for(&f, all_present, imgs, 3000));
-	assert_int_equal(f.m.fresh_gets, 1);
+	assert_int_equal(fresh_gets(&f.m), 1);
 	assert_true(agent_intern_count() > 0);
 	fx_stop(&f);
 	mem_clear(&f.m);

@@ -11,11 +11,11 @@ test_create_caches_images_on_matching_nodes() {
   local img n backend
   mapfile -t img < <(gen_images "$(unique kfe2e/create)" 4)
   kf_controller_start
+  ic_watch ic1
   ic_apply ic1 <<EOF
 [{"images": ["${img[0]}", "${img[1]}"]},
  {"images": ["${img[2]}", "${img[3]}"], "nodeSelector": {"tier": "backend"}}]
 EOF
-  ic_watch ic1
   assert_eq "Succeeded/ImageCacheCreate" "$(ic_wait ic1 Succeeded)"
   ic_seen ic1 Processing || fail "Processing was never reported"
   assert_eq "All requested images pulled succesfully to respective nodes" "$(ic_json ic1 '{.status.message}')"
@@ -152,11 +152,11 @@ test_private_image_with_image_pull_secrets() {
 test_controller_killed_mid_operation_converges() {
   local img missing n spec
   mapfile -t img < <(gen_images "$(unique kfe2e/kill)" 6)
-  missing=$REGISTRY/$(unique kfe2e/missing):1
+  missing=$(unreachable_image)   # fails at the deadline: the operation stays Processing meanwhile
   kf_controller_start --image-pull-deadline-duration=25s
   spec=$(printf '"%s",' "${img[@]}")
-  ic_apply ic1 <<< "[{\"images\": [${spec} \"$missing\"]}]"
   ic_watch ic1
+  ic_apply ic1 <<< "[{\"images\": [${spec} \"$missing\"]}]"
   wait_until 30 kf_work_started ic1 || fail "the work never reached the nodes"
   kf_controller_kill
   [ "$KF_MODE" = agent ] || [ -n "$(jobs_of ic1)" ] || fail "expected running Jobs to survive the crash"
@@ -174,7 +174,7 @@ test_controller_killed_mid_operation_converges() {
 test_edit_while_processing_is_applied() {
   local img missing n
   mapfile -t img < <(gen_images "$(unique kfe2e/edit)" 2)
-  missing=$REGISTRY/$(unique kfe2e/missing):1
+  missing=$(unreachable_image)   # fails at the deadline: the operation stays Processing meanwhile
   kf_controller_start --image-pull-deadline-duration=20s
   ic_apply ic1 <<< "[{\"images\": [\"${img[0]}\", \"$missing\"]}]"
   wait_until 30 ic_status_is ic1 Processing || fail "never Processing"
@@ -226,7 +226,7 @@ _apiserver_ready() { kubectl get --raw /readyz >/dev/null 2>&1; }
 test_apiserver_restart_mid_operation_converges() {
   local img missing
   mapfile -t img < <(gen_images "$(unique kfe2e/apirestart)" 2)
-  missing=$REGISTRY/$(unique kfe2e/missing):1
+  missing=$(unreachable_image)   # fails at the deadline: the operation stays Processing meanwhile
   kf_controller_start --image-pull-deadline-duration=30s
   ic_apply ic1 <<< "[{\"images\": [\"${img[0]}\", \"$missing\"]}]"
   wait_until 30 ic_status_is ic1 Processing || fail "never Processing"

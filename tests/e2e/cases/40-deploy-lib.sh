@@ -117,10 +117,11 @@ denied() {
   log "denied as expected: $2"
 }
 
-ic_watch_full() {
-  kubectl -n "${2:-$E2E_NS}" get imagecache "$1" --watch \
+ic_watch_full() {  # may start before the cache exists (agent mode can finish an operation within a second)
+  kubectl -n "${2:-$E2E_NS}" get imagecaches --field-selector "metadata.name=$1" --watch \
     -o jsonpath='{.status.status}/{.status.reason}/{.status.message}{"\n"}' > "$E2E_LOG.watchfull.$1" 2>/dev/null &
   defer kill $! 2>/dev/null
+  sleep 0.5
 }
 ic_seen_full() { grep -qxF -- "$2" "$E2E_LOG.watchfull.$1"; }
 

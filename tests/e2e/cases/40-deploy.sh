@@ -27,8 +27,8 @@ test_yaml_seed_walkthrough() {
 
   # create
   ic_yaml imagecache1 "$E2E_NS" "\"${img[0]}\", \"${img[1]}\"" "\"${img[2]}\", \"${img[3]}\"" > "$f"
-  assert_contains "$(try_apply "$f")" "imagecache.kubefledged.io/imagecache1 created"
   ic_watch_full imagecache1
+  assert_contains "$(try_apply "$f")" "imagecache.kubefledged.io/imagecache1 created"
   timed op ic_wait_op imagecache1 ImageCacheCreate Succeeded 120
   log "create: Succeeded in ${op}s"
   assert_eq "$PULLED" "$(ic_json imagecache1 '{.status.message}')"
@@ -136,8 +136,8 @@ EOF
   _create_denied '["a:1"]' '{"bad key": "x"}' '' 'spec.cacheSpec[0].nodeSelector: invalid label key "bad key": name part must consist of alphanumeric characters'
   _create_denied '["a:1"]' '{"tier": "-bad-"}' '' 'spec.cacheSpec[0].nodeSelector["tier"]: invalid label value "-bad-": must be empty or consist of alphanumeric characters'
   _create_denied '["a:1"]' '{}' '  imagePullSecrets: [{name: My_Secret}]' 'spec.imagePullSecrets[0].name: invalid Secret name "My_Secret": must be lowercase'
-  big=$(seq -f '"r/i%g:1"' 1 1001 | paste -sd, -)
-  _create_denied "[$big]" '{}' '' 'spec.cacheSpec[0].images: 1001 images, the limit is 1000 per list'
+  big=$(seq -f '"r/i%g:1"' 1 5001 | paste -sd, -)
+  _create_denied "[$big]" '{}' '' 'spec.cacheSpec[0].images: 5001 images, the limit is 5000 per list'
 
   # a valid edit (add an image to a list) is accepted and carried out
   ic_yaml ic1 "$E2E_NS" "\"${img[0]}\", \"${img[1]}\", \"${img[3]}\"" "\"${img[2]}\"" > "$f.ok"

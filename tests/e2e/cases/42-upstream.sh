@@ -97,9 +97,9 @@ test_upstream_yaml_walkthrough_then_upgrade() {
   f=$E2E_LOG.imagecache1.yaml
   ic_yaml imagecache1 "$E2E_NS" "\"${img[0]}\", \"${img[1]}\"" "\"${img[2]}\", \"${img[3]}\"" > "$f"
   wait_until 60 webhook_answers "$f" || fail "the webhook does not answer: $(kubectl apply --dry-run=server -f "$f" 2>&1)"
+  ic_watch_full imagecache1
   t0=$(date +%s)
   assert_contains "$(try_apply "$f")" "imagecache.kubefledged.io/imagecache1 created"
-  ic_watch_full imagecache1
   ic_wait_op_since imagecache1 ImageCacheCreate Succeeded "$t0"
   log "create: Succeeded after $(( $(date +%s) - t0 )) s"
   assert_eq "$PULLED" "$(ic_json imagecache1 '{.status.message}')"
