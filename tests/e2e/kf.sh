@@ -5,7 +5,7 @@
 #   kf_controller_start [FLAGS..]  run `kubefledged controller` out of cluster against the test bed, with
 #                                  short test defaults; stopped (SIGTERM) when the test ends; log in
 #                                  $E2E_LOG.controller. Sets KF_CTL_PID. Installs deploy/'s CRD first unless
-#                                  KF_KEEP_CRD=1.
+#                                  KF_KEEP_CRD=1. /metrics on a free loopback port: kf_controller_metrics_url
 #   kf_controller_kill             SIGKILL it (mid-operation crash)
 #   KF_MODE                        jobs (default) or agent: in agent mode kf_controller_start passes --mode=agent and
 #                                  first starts one `kubefledged agent` per node (kf_agents_start; logs in
@@ -69,11 +69,19 @@ kf_controller_start() {
   fi
   BUSYBOX_IMAGE=$KF_IMAGE KUBEFLEDGED_CRI_CLIENT_IMAGE=$KF_IMAGE KUBEFLEDGED_NAMESPACE=$E2E_NS \
     "$KF_BIN" controller "${mode[@]}" --kubeconfig="$KUBECONFIG" --leader-elect=false \
-      --image-cache-refresh-frequency=0s --image-pull-deadline-duration=60s -v=1 "$@" \
+      --image-cache-refresh-frequency=0s --image-pull-deadline-duration=60s --metrics-bind-address=127.0.0.1:0 \
+      -v=1 "$@" \
       >> "$E2E_LOG.controller" 2>&1 &
   KF_CTL_PID=$!
   defer kf_controller_stop "$KF_CTL_PID"
   log "controller started (pid $KF_CTL_PID): $*"
+}
+
+# kf_controller_metrics_url: http://127.0.0.1:PORT of the controller's /metrics, /healthz, /readyz (from its log)
+kf_controller_metrics_url() {
+  local port
+  port=$(sed -n 's/.*serving \/metrics, \/healthz and \/readyz on .* (port \([0-9]*\)).*/\1/p' "$E2E_LOG.controller" | tail -1)
+  [ -n "$port" ] && echo "http://127.0.0.1:$port"
 }
 
 kf_controller_stop() {
