@@ -305,6 +305,7 @@ static int run_controller(int argc, char **argv, int upstream)
 	ic_controller_metrics(ctl, reg);
 	struct metric *is_leader = metrics_gauge(reg, "kubefledged_controller_leader",
 						 "1 while this replica holds the lease (or runs without leader election).", "");
+	metric_set(is_leader, 0);
 	if (strcmp(metrics_bind, "0")) {
 		struct metrics_http_opts mo = { metrics_bind, reg, healthy, ready, ctl };
 		http = metrics_http_start(&mo, &err);

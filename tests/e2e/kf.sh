@@ -77,10 +77,12 @@ kf_controller_start() {
   log "controller started (pid $KF_CTL_PID): $*"
 }
 
-# kf_controller_metrics_url: http://127.0.0.1:PORT of the controller's /metrics, /healthz, /readyz (from its log)
+# kf_controller_metrics_url: http://127.0.0.1:PORT of the controller's /metrics, /healthz, /readyz (from the
+# log lines of the controller KF_CTL_PID)
 kf_controller_metrics_url() {
   local port
-  port=$(sed -n 's/.*serving \/metrics, \/healthz and \/readyz on .* (port \([0-9]*\)).*/\1/p' "$E2E_LOG.controller" | tail -1)
+  port=$(grep -E "^[IWE][0-9]{4} [0-9:.]+ +$KF_CTL_PID " "$E2E_LOG.controller" |
+    sed -n 's/.*serving \/metrics, \/healthz and \/readyz on .* (port \([0-9]*\)).*/\1/p' | tail -1)
   [ -n "$port" ] && echo "http://127.0.0.1:$port"
 }
 
