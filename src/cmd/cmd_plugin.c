@@ -123,22 +123,31 @@ static void print_json(json_t *j)
 	free(s);
 }
 
-/* The nodes (and in agent mode the NodeImageCaches) as plugin_view reads them. */
-static int load_nodes(struct plugin_session *s, const char *cmd, json_t **nodes, json_t **nics, struct plugin_nodes *out)
+/* The nodes (and the NodeImageCaches) as plugin_view reads them; the mode found from them and caches_all. */
+static int load_nodes(struct plugin_session *s, const char *cmd, json_t *caches_all, json_t **nodes, json_t **nics,
+		      struct plugin_nodes *out)
 {
 	struct strbuf err = STRBUF_INIT;
-	*nics = NULL;
-	*nodes = plugin_list(s, &KUBE_NODES, NULL, &err);
-	if (*nodes && s->mode == PLUGIN_MODE_AGENT)
-		*nics = plugin_list(s, &PLUGIN_NIC_RESOURCE, NULL, &err);
-	if (!*nodes || (s->mode == PLUGIN_MODE_AGENT && !*nics)) {
+	if (plugin_load_nodes(s, caches_all, nodes, nics, &err) < 0) {
 		fprintf(stderr, "%s %s: %s\n", PROG, cmd, err.buf);
 		sb_release(&err);
 		return -1;
 	}
 	sb_release(&err);
-	plugin_nodes_build(*nodes, *nics, s->mode, out);
+	plugin_nodes_build(*nodes, s->mode == PLUGIN_MODE_AGENT ? *nics : NULL, s->mode, out);
 	return 0;
+}
+
+/* Every ImageCache (those of the session's namespace where the user may not list them all), for the mode
+ * and the delete guard; NULL with the error said. */
+static json_t *caches_all_or_say(struct plugin_session *s, const char *cmd, int *partial)
+{
+	struct strbuf err = STRBUF_INIT;
+	json_t *all = plugin_list_caches_all(s, partial, &err);
+	if (!all)
+		fprintf(stderr, "%s %s: %s\n", PROG, cmd, err.buf);
+	sb_release(&err);
+	return all;
 }
 
 /* ---- status ---- */
@@ -153,7 +162,7 @@ static int cmd_status(int argc, char **argv)
 			      { NULL } };
 	struct plugin_session s = { 0 };
 	struct plugin_nodes pn = { 0 };
-	json_t *nodes = NULL, *nics = NULL, *caches = NULL, *out = NULL;
+	json_t *nodes = NULL, *nics = NULL, *caches = NULL, *all_caches = NULL, *out = NULL;
 	struct strbuf err = STRBUF_INIT, text = STRBUF_INIT;
 	int p = parse(tab, &c, argc, argv, "status",
 		      "kubectl fledged status [NAME] [-n NS | -A] [-o json]\n"
@@ -171,6 +180,7 @@ static int cmd_status(int argc, char **argv)
 	int json = !strcmp(pick(c.out, c.out_long), "json");
 	if (connect_or_say(&c, "status", NULL, &s) < 0)
 		goto out;
+	int partial = 0;
 	if (npos == 1) {
 		int nf;
 		json_t *one = plugin_get_cache(&s, s.ns, argv[0], &nf, &err);
@@ -179,12 +189,23 @@ static int cmd_status(int argc, char **argv)
 			goto out;
 		}
 		caches = json_pack("[o]", one);
-	} else {
-		caches = plugin_list(&s, &IC_RESOURCE, all ? NULL : s.ns, &err);
+	} else if (all) {
+		caches = plugin_list(&s, &IC_RESOURCE, NULL, &err);
 		if (!caches) {
 			fprintf(stderr, "%s status: %s\n", PROG, err.buf);
 			goto out;
 		}
+	}
+	all_caches = all ? json_incref(caches) : caches_all_or_say(&s, "status", &partial);
+	if (!all_caches)
+		goto out;
+	if (!caches) { /* the namespace's */
+		caches = json_array();
+		size_t k;
+		json_t *x;
+		json_array_foreach(all_caches, k, x)
+			if (!strcmp(kf_jstr(x, "metadata", "namespace", NULL) ? kf_jstr(x, "metadata", "namespace", NULL) : "", s.ns))
+				json_array_append(caches, x);
 	}
 	if (!json_array_size(caches) && !json) {
 		if (all)
@@ -194,7 +215,7 @@ static int cmd_status(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	if (load_nodes(&s, "status", &nodes, &nics, &pn) < 0)
+	if (load_nodes(&s, "status", all_caches, &nodes, &nics, &pn) < 0)
 		goto out;
 	out = json_array();
 	size_t i;
@@ -219,6 +240,7 @@ static int cmd_status(int argc, char **argv)
 out:
 	json_decref(out);
 	json_decref(caches);
+	json_decref(all_caches);
 	json_decref(nodes);
 	json_decref(nics);
 	plugin_nodes_free(&pn);
@@ -363,18 +385,14 @@ static int cmd_plan(int argc, char **argv)
 		fprintf(stderr, "%s plan: %s\n", PROG, err.buf);
 		goto out;
 	}
-	sb_reset(&err);
-	others = plugin_list(&s, &IC_RESOURCE, NULL, &err);
-	if (!others) { /* no cluster-wide list right: the caches of this namespace */
-		fprintf(stderr, "%s plan: warning: %s; the delete guard sees only namespace %s\n", PROG, err.buf, s.ns);
-		sb_reset(&err);
-		others = plugin_list(&s, &IC_RESOURCE, s.ns, &err);
-		if (!others) {
-			fprintf(stderr, "%s plan: %s\n", PROG, err.buf);
-			goto out;
-		}
-	}
-	if (load_nodes(&s, "plan", &nodes, &nics, &pn) < 0)
+	int partial;
+	others = caches_all_or_say(&s, "plan", &partial);
+	if (!others)
+		goto out;
+	if (partial)
+		fprintf(stderr, "%s plan: warning: you may not list ImageCaches in every namespace: the delete guard "
+				"sees only those of namespace %s\n", PROG, s.ns);
+	if (load_nodes(&s, "plan", others, &nodes, &nics, &pn) < 0)
 		goto out;
 	struct plugin_plan_input in = { cache, live, others, &pn, pull_policy };
 	sb_reset(&err);

@@ -64,27 +64,46 @@ int plugin_connect(const struct plugin_conn_opts *o, struct plugin_session *s, s
 			IC_GROUP, IC_VERSION, s->cfg->server);
 		return -1;
 	}
-	if (o->mode && !strcmp(o->mode, "jobs")) {
-		s->mode = PLUGIN_MODE_JOBS;
-	} else if (o->mode && !strcmp(o->mode, "agent")) {
-		s->mode = PLUGIN_MODE_AGENT;
-	} else {
-		served = group_version_served(s, PLUGIN_NIC_RESOURCE.group, PLUGIN_NIC_RESOURCE.version, err);
-		if (served < 0)
-			return -1;
-		s->mode = PLUGIN_MODE_JOBS;
-		if (served) {
-			struct strbuf path = STRBUF_INIT;
-			kube_path(&path, &PLUGIN_NIC_RESOURCE, NULL, NULL, NULL);
-			sb_adds(&path, "?limit=1");
-			struct kube_err e;
-			json_t *l = kube_get(s->c, path.buf, &e);
-			if (json_array_size(json_object_get(l, "items")))
-				s->mode = PLUGIN_MODE_AGENT;
-			json_decref(l);
-			sb_release(&path);
-		}
+	s->mode_fixed = o->mode && (!strcmp(o->mode, "jobs") || !strcmp(o->mode, "agent"));
+	s->mode = s->mode_fixed && !strcmp(o->mode, "agent") ? PLUGIN_MODE_AGENT : PLUGIN_MODE_JOBS;
+	served = group_version_served(s, PLUGIN_NIC_RESOURCE.group, PLUGIN_NIC_RESOURCE.version, err);
+	if (served < 0)
+		return -1;
+	s->nic_crd = served;
+	if (s->mode_fixed && s->mode == PLUGIN_MODE_AGENT && !served) {
+		sb_addf(err, "--mode=agent, but the NodeImageCache CRD (nodeimagecaches.%s) is not installed in the "
+			     "cluster at %s", PLUGIN_NIC_RESOURCE.group, s->cfg->server);
+		return -1;
 	}
+	return 0;
+}
+
+json_t *plugin_list_caches_all(struct plugin_session *s, int *partial, struct strbuf *err)
+{
+	struct strbuf e = STRBUF_INIT;
+	*partial = 0;
+	json_t *all = plugin_list(s, &IC_RESOURCE, NULL, &e);
+	if (!all) {
+		*partial = 1;
+		all = plugin_list(s, &IC_RESOURCE, s->ns, err);
+	}
+	sb_release(&e);
+	return all;
+}
+
+int plugin_load_nodes(struct plugin_session *s, json_t *caches_all, json_t **nodes, json_t **nics, struct strbuf *err)
+{
+	*nics = NULL;
+	*nodes = plugin_list(s, &KUBE_NODES, NULL, err);
+	if (!*nodes)
+		return -1;
+	if (s->nic_crd && (!s->mode_fixed || s->mode == PLUGIN_MODE_AGENT)) {
+		*nics = plugin_list(s, &PLUGIN_NIC_RESOURCE, NULL, err);
+		if (!*nics)
+			return -1;
+	}
+	if (!s->mode_fixed)
+		s->mode = plugin_mode_guess(*nics, caches_all);
 	return 0;
 }
 

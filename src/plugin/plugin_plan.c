@@ -187,7 +187,9 @@ json_t *plugin_plan(const struct plugin_plan_input *in, struct strbuf *err)
 			json_t *on;
 			if (agent) {
 				const char *state = kf_jstr(plugin_nic_status(n, m->canonical), "state", NULL);
-				on = json_boolean(state && strcmp(state, "Absent"));
+				on = state && (!strcmp(state, "Present") || !strcmp(state, "Deleting")) ? json_true()
+				     : state && !strcmp(state, "Pulling")				      ? json_null()
+													      : json_false();
 			} else if (plugin_node_reports(n, m->canonical)) {
 				on = json_true();
 			} else {
@@ -475,7 +477,7 @@ void plugin_plan_text(json_t *plan, struct strbuf *out)
 						note = why_text(kf_jstr(x, "why", NULL));
 					else if (s == 1 && !json_is_true(json_object_get(x, "onNode")))
 						note = json_is_null(json_object_get(x, "onNode"))
-							       ? "the node may not hold it (not among the 50 it reports)"
+							       ? "the node may not hold it (a pull under way, or not among the 50 images the kubelet reports)"
 							       : "the node does not hold it: nothing to remove";
 					else if (s == 2) {
 						snprintf(buf, sizeof buf, "%s: %s", kf_jstr(x, "reason", NULL),

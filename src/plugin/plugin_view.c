@@ -128,6 +128,40 @@ void plugin_nodes_free(struct plugin_nodes *ns)
 	memset(ns, 0, sizeof *ns);
 }
 
+enum plugin_mode plugin_mode_guess(json_t *nics, json_t *caches)
+{
+	if (!json_array_size(nics))
+		return PLUGIN_MODE_JOBS;
+	struct map live = MAP_INIT;
+	int processed = 0;
+	size_t i, j, k;
+	json_t *c, *e, *o;
+	json_array_foreach(caches, i, c) {
+		const char *ns = kf_jstr(c, "metadata", "namespace", NULL), *name = kf_jstr(c, "metadata", "name", NULL);
+		const char *st = kf_jstr(c, "status", "status", NULL);
+		processed |= st && *st;
+		if (!ns || !name || kf_jget(c, "metadata", "deletionTimestamp", NULL))
+			continue;
+		char *key = xasprintf("%s/%s", ns, name);
+		map_put(&live, key, NULL);
+		free(key);
+	}
+	enum plugin_mode mode = processed ? PLUGIN_MODE_JOBS : PLUGIN_MODE_AGENT;
+	json_array_foreach(nics, i, c) {
+		json_array_foreach(kf_jget(c, "spec", "images", NULL), j, e) {
+			json_array_foreach(json_object_get(e, "owners"), k, o) {
+				char *key = xasprintf("%s/%s", kf_jstr(o, "namespace", NULL) ? kf_jstr(o, "namespace", NULL) : "",
+						      kf_jstr(o, "name", NULL) ? kf_jstr(o, "name", NULL) : "");
+				if (map_has(&live, key))
+					mode = PLUGIN_MODE_AGENT;
+				free(key);
+			}
+		}
+	}
+	map_free(&live, NULL);
+	return mode;
+}
+
 const struct plugin_node *plugin_node_by_hostname(const struct plugin_nodes *ns, const char *hostname)
 {
 	for (size_t i = 0; hostname && i < ns->n; i++)

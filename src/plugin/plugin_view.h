@@ -54,6 +54,14 @@ struct plugin_nodes {
 /* nodes: a JSON array of Node objects; nics: of NodeImageCache objects (agent mode; NULL in job mode). */
 void plugin_nodes_build(json_t *nodes, json_t *nics, enum plugin_mode mode, struct plugin_nodes *out);
 void plugin_nodes_free(struct plugin_nodes *ns);
+
+/* The controller's mode as the objects show it, for --mode=auto. nics: every NodeImageCache (NULL when
+ * their CRD is not installed); caches: every ImageCache. Agent mode when a NodeImageCache names a live
+ * ImageCache (not being deleted) as an owner of one of its images: the controller in agent mode keeps them
+ * so. Otherwise job mode when some ImageCache has a status (a controller processed it without any
+ * NodeImageCache: job mode; NodeImageCaches left from an earlier agent-mode controller say nothing), or
+ * when there is no NodeImageCache at all; else (NodeImageCaches, no cache processed yet) agent mode. */
+enum plugin_mode plugin_mode_guess(json_t *nics, json_t *caches);
 /* The node whose kubernetes.io/hostname (or name) is hostname, or NULL. */
 const struct plugin_node *plugin_node_by_hostname(const struct plugin_nodes *ns, const char *hostname);
 /* Job mode: 1 when the node reports the image (see above). */

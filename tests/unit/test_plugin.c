@@ -274,6 +274,32 @@ static void matrix_agent_mode_from_node_image_caches(void **state)
 	json_decref(nodes);
 }
 
+static void mode_from_node_image_cache_owners(void **state)
+{
+	(void)state;
+	json_t *nics = load("agent-nics.json"), *caches = load("agent-caches-all.json");
+	assert_int_equal(plugin_mode_guess(NULL, caches), PLUGIN_MODE_JOBS);  /* no NodeImageCache CRD */
+	json_t *none = parse("[]");
+	assert_int_equal(plugin_mode_guess(none, caches), PLUGIN_MODE_JOBS);
+	assert_int_equal(plugin_mode_guess(nics, caches), PLUGIN_MODE_AGENT); /* kfp-demo/demo owns images */
+	assert_int_equal(plugin_mode_guess(nics, none), PLUGIN_MODE_AGENT);   /* nothing processed yet */
+	/* the owners are gone, the caches there were processed without them: job mode (left-over objects) */
+	size_t i;
+	json_t *c;
+	json_array_foreach(caches, i, c)
+		json_object_set_new(json_object_get(c, "metadata"), "namespace", json_string("elsewhere"));
+	assert_int_equal(plugin_mode_guess(nics, caches), PLUGIN_MODE_JOBS);
+	/* an owner being deleted does not count */
+	json_array_foreach(caches, i, c) {
+		json_object_set_new(json_object_get(c, "metadata"), "namespace", json_string("kfp-demo"));
+		json_object_set_new(json_object_get(c, "metadata"), "deletionTimestamp", json_string("2026-12-03T12:00:00Z"));
+	}
+	assert_int_equal(plugin_mode_guess(nics, caches), PLUGIN_MODE_JOBS);
+	json_decref(none);
+	json_decref(nics);
+	json_decref(caches);
+}
+
 /* ---- plan ---- */
 
 /* the entry of node's list (pull, present, delete, keep) for image, or NULL */
@@ -625,6 +651,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(matrix_job_mode_from_node_status_and_failures),
 		cmocka_unit_test(matrix_agent_mode_from_node_image_caches),
+		cmocka_unit_test(mode_from_node_image_cache_owners),
 		cmocka_unit_test(plan_update_in_agent_mode),
 		cmocka_unit_test(plan_create_floating_always_and_denied_in_job_mode),
 		cmocka_unit_test(plan_sizes_count_each_layer_once_per_node),
