@@ -124,11 +124,11 @@ static void print_json(json_t *j)
 }
 
 /* The nodes (and the NodeImageCaches) as plugin_view reads them; the mode found from them and caches_all. */
-static int load_nodes(struct plugin_session *s, const char *cmd, json_t *caches_all, json_t **nodes, json_t **nics,
-		      struct plugin_nodes *out)
+static int load_nodes(struct plugin_session *s, const char *cmd, json_t *caches_all, int complete, json_t **nodes,
+		      json_t **nics, struct plugin_nodes *out)
 {
 	struct strbuf err = STRBUF_INIT;
-	if (plugin_load_nodes(s, caches_all, nodes, nics, &err) < 0) {
+	if (plugin_load_nodes(s, caches_all, complete, nodes, nics, &err) < 0) {
 		fprintf(stderr, "%s %s: %s\n", PROG, cmd, err.buf);
 		sb_release(&err);
 		return -1;
@@ -215,7 +215,7 @@ static int cmd_status(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	if (load_nodes(&s, "status", all_caches, &nodes, &nics, &pn) < 0)
+	if (load_nodes(&s, "status", all_caches, !partial, &nodes, &nics, &pn) < 0)
 		goto out;
 	out = json_array();
 	size_t i;
@@ -392,7 +392,7 @@ static int cmd_plan(int argc, char **argv)
 	if (partial)
 		fprintf(stderr, "%s plan: warning: you may not list ImageCaches in every namespace: the delete guard "
 				"sees only those of namespace %s\n", PROG, s.ns);
-	if (load_nodes(&s, "plan", others, &nodes, &nics, &pn) < 0)
+	if (load_nodes(&s, "plan", others, !partial, &nodes, &nics, &pn) < 0)
 		goto out;
 	struct plugin_plan_input in = { cache, live, others, &pn, pull_policy };
 	sb_reset(&err);

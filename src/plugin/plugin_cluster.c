@@ -91,7 +91,8 @@ json_t *plugin_list_caches_all(struct plugin_session *s, int *partial, struct st
 	return all;
 }
 
-int plugin_load_nodes(struct plugin_session *s, json_t *caches_all, json_t **nodes, json_t **nics, struct strbuf *err)
+int plugin_load_nodes(struct plugin_session *s, json_t *caches_all, int complete, json_t **nodes, json_t **nics,
+		      struct strbuf *err)
 {
 	*nics = NULL;
 	*nodes = plugin_list(s, &KUBE_NODES, NULL, err);
@@ -103,7 +104,7 @@ int plugin_load_nodes(struct plugin_session *s, json_t *caches_all, json_t **nod
 			return -1;
 	}
 	if (!s->mode_fixed)
-		s->mode = plugin_mode_guess(*nics, caches_all);
+		s->mode = plugin_mode_guess(*nics, caches_all, complete);
 	return 0;
 }
 

@@ -45,7 +45,8 @@ json_t *plugin_list(struct plugin_session *s, const struct kube_resource *r, con
 json_t *plugin_list_caches_all(struct plugin_session *s, int *partial, struct strbuf *err);
 /* The Nodes and, when their CRD is installed, the NodeImageCaches (new arrays; *nics NULL otherwise), and
  * the session's mode from them and caches_all (plugin_mode_guess) unless --mode fixed it. 0, or -1 with err. */
-int plugin_load_nodes(struct plugin_session *s, json_t *caches_all, json_t **nodes, json_t **nics, struct strbuf *err);
+int plugin_load_nodes(struct plugin_session *s, json_t *caches_all, int complete, json_t **nodes, json_t **nics,
+		      struct strbuf *err);
 /* ImageCache ns/name: a new reference, or NULL with err ("ImageCache ns/name not found"); *not_found set. */
 json_t *plugin_get_cache(struct plugin_session *s, const char *ns, const char *name, int *not_found,
 			 struct strbuf *err);

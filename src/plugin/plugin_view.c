@@ -128,7 +128,7 @@ void plugin_nodes_free(struct plugin_nodes *ns)
 	memset(ns, 0, sizeof *ns);
 }
 
-enum plugin_mode plugin_mode_guess(json_t *nics, json_t *caches)
+enum plugin_mode plugin_mode_guess(json_t *nics, json_t *caches, int complete)
 {
 	if (!json_array_size(nics))
 		return PLUGIN_MODE_JOBS;
@@ -146,20 +146,24 @@ enum plugin_mode plugin_mode_guess(json_t *nics, json_t *caches)
 		map_put(&live, key, NULL);
 		free(key);
 	}
-	enum plugin_mode mode = processed ? PLUGIN_MODE_JOBS : PLUGIN_MODE_AGENT;
+	int live_owner = 0, dead_owner = 0;
 	json_array_foreach(nics, i, c) {
 		json_array_foreach(kf_jget(c, "spec", "images", NULL), j, e) {
 			json_array_foreach(json_object_get(e, "owners"), k, o) {
 				char *key = xasprintf("%s/%s", kf_jstr(o, "namespace", NULL) ? kf_jstr(o, "namespace", NULL) : "",
 						      kf_jstr(o, "name", NULL) ? kf_jstr(o, "name", NULL) : "");
 				if (map_has(&live, key))
-					mode = PLUGIN_MODE_AGENT;
+					live_owner = 1;
+				else
+					dead_owner = 1;
 				free(key);
 			}
 		}
 	}
 	map_free(&live, NULL);
-	return mode;
+	if (live_owner)
+		return PLUGIN_MODE_AGENT;
+	return (complete && dead_owner) || processed ? PLUGIN_MODE_JOBS : PLUGIN_MODE_AGENT;
 }
 
 const struct plugin_node *plugin_node_by_hostname(const struct plugin_nodes *ns, const char *hostname)

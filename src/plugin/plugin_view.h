@@ -56,12 +56,15 @@ void plugin_nodes_build(json_t *nodes, json_t *nics, enum plugin_mode mode, stru
 void plugin_nodes_free(struct plugin_nodes *ns);
 
 /* The controller's mode as the objects show it, for --mode=auto. nics: every NodeImageCache (NULL when
- * their CRD is not installed); caches: every ImageCache. Agent mode when a NodeImageCache names a live
- * ImageCache (not being deleted) as an owner of one of its images: the controller in agent mode keeps them
- * so. Otherwise job mode when some ImageCache has a status (a controller processed it without any
- * NodeImageCache: job mode; NodeImageCaches left from an earlier agent-mode controller say nothing), or
- * when there is no NodeImageCache at all; else (NodeImageCaches, no cache processed yet) agent mode. */
-enum plugin_mode plugin_mode_guess(json_t *nics, json_t *caches);
+ * their CRD is not installed); caches: every ImageCache (complete = 0: only some namespaces'). In order:
+ *   - no NodeImageCache: job mode;
+ *   - a NodeImageCache names a live ImageCache (not being deleted) as an owner of an image: agent mode (the
+ *     controller in agent mode keeps them so);
+ *   - one names an ImageCache that no longer exists (complete lists only): job mode, these are leftovers of
+ *     an earlier agent-mode controller (a running one removes a deleted cache from the owners);
+ *   - some ImageCache has a status (a controller processed it without it in any NodeImageCache): job mode;
+ *   - else (NodeImageCaches without owners, no cache processed yet: a fresh agent-mode install): agent. */
+enum plugin_mode plugin_mode_guess(json_t *nics, json_t *caches, int complete);
 /* The node whose kubernetes.io/hostname (or name) is hostname, or NULL. */
 const struct plugin_node *plugin_node_by_hostname(const struct plugin_nodes *ns, const char *hostname);
 /* Job mode: 1 when the node reports the image (see above). */

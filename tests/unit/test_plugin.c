@@ -278,23 +278,32 @@ static void mode_from_node_image_cache_owners(void **state)
 {
 	(void)state;
 	json_t *nics = load("agent-nics.json"), *caches = load("agent-caches-all.json");
-	assert_int_equal(plugin_mode_guess(NULL, caches), PLUGIN_MODE_JOBS);  /* no NodeImageCache CRD */
+	assert_int_equal(plugin_mode_guess(NULL, caches, 1), PLUGIN_MODE_JOBS);  /* no NodeImageCache CRD */
 	json_t *none = parse("[]");
-	assert_int_equal(plugin_mode_guess(none, caches), PLUGIN_MODE_JOBS);
-	assert_int_equal(plugin_mode_guess(nics, caches), PLUGIN_MODE_AGENT); /* kfp-demo/demo owns images */
-	assert_int_equal(plugin_mode_guess(nics, none), PLUGIN_MODE_AGENT);   /* nothing processed yet */
-	/* the owners are gone, the caches there were processed without them: job mode (left-over objects) */
+	assert_int_equal(plugin_mode_guess(none, caches, 1), PLUGIN_MODE_JOBS);
+	assert_int_equal(plugin_mode_guess(nics, caches, 1), PLUGIN_MODE_AGENT); /* kfp-demo/demo owns images */
+	/* no cache at all: the owners are leftovers of an earlier controller; unless only a namespace was seen */
+	assert_int_equal(plugin_mode_guess(nics, none, 1), PLUGIN_MODE_JOBS);
+	assert_int_equal(plugin_mode_guess(nics, none, 0), PLUGIN_MODE_AGENT);
+	/* NodeImageCaches without owners and nothing processed: a fresh agent-mode install */
+	json_t *bare = json_deep_copy(nics);
 	size_t i;
 	json_t *c;
+	json_array_foreach(bare, i, c)
+		json_object_set_new(json_object_get(c, "spec"), "images", json_array());
+	assert_int_equal(plugin_mode_guess(bare, none, 1), PLUGIN_MODE_AGENT);
+	assert_int_equal(plugin_mode_guess(bare, caches, 1), PLUGIN_MODE_JOBS); /* caches processed without them */
+	json_decref(bare);
+	/* the owners are gone, the caches there were processed without them: job mode (left-over objects) */
 	json_array_foreach(caches, i, c)
 		json_object_set_new(json_object_get(c, "metadata"), "namespace", json_string("elsewhere"));
-	assert_int_equal(plugin_mode_guess(nics, caches), PLUGIN_MODE_JOBS);
+	assert_int_equal(plugin_mode_guess(nics, caches, 0), PLUGIN_MODE_JOBS);
 	/* an owner being deleted does not count */
 	json_array_foreach(caches, i, c) {
 		json_object_set_new(json_object_get(c, "metadata"), "namespace", json_string("kfp-demo"));
 		json_object_set_new(json_object_get(c, "metadata"), "deletionTimestamp", json_string("2026-12-03T12:00:00Z"));
 	}
-	assert_int_equal(plugin_mode_guess(nics, caches), PLUGIN_MODE_JOBS);
+	assert_int_equal(plugin_mode_guess(nics, caches, 1), PLUGIN_MODE_JOBS);
 	json_decref(none);
 	json_decref(nics);
 	json_decref(caches);

@@ -40,6 +40,7 @@ test_metrics_count_a_real_operation() {
     fail "$inflight never reached $KF_NODE_COUNT: $(metric "$inflight")"
   assert_eq "1" "$(metric 'kubefledged_controller_imagecaches{status="Processing"}')"
   log "during: $inflight $(metric "$inflight"), $(grep -c . "$E2E_LOG.metrics") lines"
+  cp "$E2E_LOG.metrics" "$E2E_LOG.metrics.during"
 
   # after
   assert_eq "Failed/ImageCacheCreate" "$(ic_wait ic1 Failed 120)"
