@@ -109,12 +109,10 @@ static void collect(void *ud)
 	metric_set(m->api_retries, (double)cs.retries);
 	metric_set(m->api_fenced, (double)cs.fenced);
 
-	struct ic_controller_stats st;
-	ic_controller_stats(ctl, &st);
-	metric_set(m->status_writes, (double)st.status_writes);
+	metric_set(m->status_writes, (double)atomic_load(&ctl->n_status_writes));
 	if (ctl->o.mode == IC_MODE_JOBS) {
-		metric_set(m->jobs_created, (double)st.jobs_created);
-		metric_set(m->jobs_deleted, (double)st.jobs_deleted);
+		metric_set(m->jobs_created, (double)atomic_load(&ctl->n_jobs_created));
+		metric_set(m->jobs_deleted, (double)atomic_load(&ctl->n_jobs_deleted));
 		metric_set(m->in_flight, (double)atomic_load(&ctl->active_jobs));
 	}
 
