@@ -13,6 +13,9 @@
 #   kf_work_started NAME           the cache's work reached the nodes: Jobs exist (jobs mode) or the caches'
 #                                  images are in NodeImageCache specs (agent mode)
 #   kf_no_pods                     true when no pod exists in the test's namespace (agent mode caches without pods)
+#   kf_wait_alone                  wait (up to 120 s) until no ImageCache is left in other namespaces (earlier
+#                                  tests' namespaces are deleted in the background), for tests that look at
+#                                  the whole cluster
 #   ic_apply NAME < lists.json     create/replace ImageCache NAME in $E2E_NS with spec.cacheSpec from stdin
 #                                  (JSON or YAML flow list); extra spec via IC_SPEC_EXTRA='"imagePullSecrets":[...]'
 #   ic_status NAME                 "status/reason" of the cache
@@ -58,6 +61,10 @@ kf_work_started() {
   fi
 }
 kf_no_pods() { [ -z "$(kns get pods -o name)" ]; }
+_kf_alone() { [ -z "$(kubectl get imagecaches -A -o jsonpath='{.items[?(@.metadata.namespace!="'"$E2E_NS"'")].metadata.name}')" ]; }
+kf_wait_alone() {
+  wait_until 120 _kf_alone || fail "ImageCaches of other namespaces remain: $(kubectl get imagecaches -A --no-headers)"
+}
 
 kf_controller_start() {
   [ -x "$KF_BIN" ] || fail "no $KF_BIN: run make build"

@@ -17,6 +17,7 @@ test_metrics_count_a_real_operation() {
   local good unreachable n inflight succeeded present
   good=$(gen_images "$(unique kfe2e/metrics)" 1)
   unreachable=$KF_HOST_IP:1/$(unique kfe2e/nowhere):1   # connection refused: retried until the deadline
+  kf_wait_alone   # the controller counts every ImageCache of the cluster
   KF_AGENT_DEADLINE=20s kf_controller_start --image-pull-deadline-duration=20s
   wait_until 20 kf_controller_metrics_url || fail "the controller logged no metrics address"
   MURL=$(kf_controller_metrics_url)

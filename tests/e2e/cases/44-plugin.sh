@@ -42,6 +42,7 @@ test_plugin_status_plan_refresh_purge() {
   mapfile -t img < <(gen_images "$(unique kfe2e/plugin)" 3)
   a=${img[0]} b=${img[1]} c=${img[2]}
   missing=$REGISTRY/$(unique kfe2e/missing):1
+  kf_wait_alone   # the mode is found from every ImageCache of the cluster
   KF_AGENT_DEADLINE=15s kf_controller_start --image-pull-deadline-duration=15s
   ic_apply ic1 <<EOF
 [{"images": ["$a", "$missing"]},
