@@ -114,6 +114,13 @@ bench: build
 scale: image
 	@bench/scale.sh
 
+## install-plugin  put `kubectl fledged` on PATH: the binary as PLUGIN_DIR/kubectl-fledged (default /usr/local/bin; docs/plugin.md)
+PLUGIN_DIR ?= /usr/local/bin
+.PHONY: install-plugin
+install-plugin: build
+	@install -d '$(PLUGIN_DIR)' && install -m 0755 build/src/kubefledged '$(PLUGIN_DIR)/kubectl-fledged'
+	@echo "installed $(PLUGIN_DIR)/kubectl-fledged: try kubectl fledged status -A"
+
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-arm64 build-armhf
 

@@ -64,7 +64,7 @@ controller_run() { # round
   local tag=kf$1 imgs t0 t1 log=$OUT/controller-$1.log status
   mapfile -t imgs < <("$ROOT/testbed/images.sh" gen "bench/$tag-$NS" "$N" 2>/dev/null)
   BUSYBOX_IMAGE=$IMAGE KUBEFLEDGED_CRI_CLIENT_IMAGE=$IMAGE KUBEFLEDGED_NAMESPACE=$NS \
-    "$BIN" controller --kubeconfig="$KUBECONFIG" --leader-elect=false > "$log" 2>&1 &
+    "$BIN" controller --kubeconfig="$KUBECONFIG" --leader-elect=false --metrics-bind-address=127.0.0.1:0 > "$log" 2>&1 &
   CTL_PID=$!
   sleep 3
   local idle_rss idle_cpu

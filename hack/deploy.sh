@@ -171,11 +171,12 @@ helm_lint() {
     --set controller.priorityClassName=system-cluster-critical --set webhookServer.hostNetwork=true \
     --set webhookServer.priorityClassName=system-cluster-critical --set webhookServerReplicaCount=3 \
     --set 'imagePullSecrets[0].name=regcred' --set 'tolerations[0].operator=Exists' --set nodeSelector.a=b \
-    --set 'args.controllerExtraArgs[0]=-v=2' --set args.controllerJobsMaxSurge=10 \
+    --set 'args.controllerExtraArgs[0]=-v=2' --set args.controllerJobsMaxSurge=10 --set serviceMonitor.enabled=true \
+    --set 'serviceMonitor.labels.release=prometheus' \
     --set 'webhookServer.networkPolicy.apiServerCIDRs[0]=10.0.0.10/32' --set secret.create=false)
   out+=$(helm template kf "$CHART" --set webhookServer.enable=false --set serviceAccount.create=false \
     --set clusterRole.create=false --set clusterRoleBinding.create=false --set mode=jobs \
-    --set webhookServer.networkPolicy.enabled=false)
+    --set webhookServer.networkPolicy.enabled=false --set controller.metricsPort=0)
   out+=$(helm template kf "$CHART" --set 'agent.extraHostPaths[0]=/srv/containerd' --set 'agent.tolerations=null' \
     --set agent.priorityClassName=system-node-critical --set 'agent.extraArgs[0]=-v=2')
   if helm template kf "$CHART" --set mode=both >/dev/null 2>&1; then

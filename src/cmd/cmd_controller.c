@@ -8,10 +8,14 @@
  * a few seconds.
  *
  * Started as upstream's /opt/bin/kubefledged-controller (cmd_upstream_controller), --leader-elect defaults
- * to false, as upstream ran without leader election and its ClusterRole grants no Lease rights. */
+ * to false, as upstream ran without leader election and its ClusterRole grants no Lease rights.
+ *
+ * --metrics-bind-address serves /metrics, /healthz and /readyz (docs/metrics.md) from the start, while
+ * waiting for the lease too: a follower answers /healthz, and /readyz says it waits for the lease. */
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +24,13 @@
 
 #include "cmds.h"
 #include "imagecache/ic_controller.h"
+#include "imagecache/ic_metrics.h"
 #include "kube/kube_client.h"
 #include "kube/kube_config.h"
 #include "kube/kube_leader.h"
 #include "util/flags.h"
 #include "util/log.h"
+#include "util/metrics_http.h"
 #include "util/util.h"
 #include "util/version.h"
 
@@ -66,6 +72,24 @@ static void on_lost(void *ud)
 		_exit(1);
 }
 
+/* /healthz, /readyz (the metrics server's thread): ready once leading and the informers have listed. */
+static atomic_int leading;
+static int healthy(void *ud, struct strbuf *why)
+{
+	(void)ud;
+	(void)why;
+	return 1;
+}
+
+static int ready(void *ud, struct strbuf *why)
+{
+	if (!atomic_load(&leading)) {
+		sb_adds(why, "waiting to become the leader (Lease)");
+		return 0;
+	}
+	return ic_controller_ready(ud, why);
+}
+
 static const char *env_or(const char *name, const char *def)
 {
 	const char *v = getenv(name);
@@ -77,7 +101,7 @@ static int run_controller(int argc, char **argv, int upstream)
 	const char *cmd = upstream ? "kubefledged-controller" : "kubefledged controller";
 	int64_t deadline_ms, refresh_ms, lease_ms, renew_ms, retry_ms;
 	char *pull_policy, *sa, *priority, *retention, *cri_socket, *kubeconfig, *master, *context, *lease_name,
-		*lease_ns, *tolerations_text, *resources_text, *mode, *agent_sa;
+		*lease_ns, *tolerations_text, *resources_text, *mode, *agent_sa, *metrics_bind;
 	int host_network, max_surge, workers, burst, leader_elect, help;
 	double qps;
 	struct flag tab[] = {
@@ -133,6 +157,9 @@ static int run_controller(int argc, char **argv, int upstream)
 		{ "leader-elect-resource-name", FLAG_STRING, &lease_name, "kubefledged-controller", "Lease name" },
 		{ "leader-elect-resource-namespace", FLAG_STRING, &lease_ns, "",
 		  "Lease namespace (default: $KUBEFLEDGED_NAMESPACE, else kube-fledged)" },
+		{ "metrics-bind-address", FLAG_STRING, &metrics_bind, ":8080",
+		  "address of the HTTP server for /metrics, /healthz and /readyz (host:port, :port; port 0 = any "
+		  "free port, logged); 0 = no server" },
 		{ "help", FLAG_BOOL, &help, "false", "show this help" },
 		{ NULL },
 	};
@@ -141,6 +168,9 @@ static int run_controller(int argc, char **argv, int upstream)
 	struct kube_client *client = NULL;
 	struct kube_leader *leader = NULL;
 	struct ic_controller *ctl = NULL;
+	struct metrics *reg = NULL;
+	struct metrics_http *http = NULL;
+	char *default_helper = NULL, *agent_sa_full = NULL;
 	json_t *tolerations = NULL, *resources = NULL;
 	int rc = 1;
 	int npos = flags_parse(tab, argc, argv, &err);
@@ -244,29 +274,10 @@ static int run_controller(int argc, char **argv, int upstream)
 	sigaction(SIGINT, &sa_, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (leader_elect) {
-		char host[128] = "";
-		gethostname(host, sizeof host - 1);
-		char suffix[8];
-		kf_random_suffix(suffix, 5);
-		char *identity = xasprintf("%s_%s", host, suffix);
-		struct kube_leader_opts lo = { *lease_ns ? lease_ns : ns, lease_name, identity, lease_ms, renew_ms,
-					       retry_ms, on_lost, NULL };
-		leader = kube_leader_new(client, &lo);
-		LOG_INFO("waiting to become leader (Lease %s/%s, identity %s)", lo.ns, lease_name, identity);
-		int got = kube_leader_acquire(leader, &stop_flag);
-		free(identity);
-		if (got < 0) {
-			rc = 0;
-			goto out;
-		}
-		LOG_INFO("became leader");
-	}
-
-	char *default_helper = xasprintf("kubefledged/kubefledged:%s", kf_version());
-	char *agent_sa_full = !strcmp(agent_sa, "-") ? xstrdup("")
-			      : *agent_sa ? (strchr(agent_sa, '/') ? xstrdup(agent_sa) : xasprintf("%s/%s", ns, agent_sa))
-					  : xasprintf("%s/kubefledged-agent", ns);
+	default_helper = xasprintf("kubefledged/kubefledged:%s", kf_version());
+	agent_sa_full = !strcmp(agent_sa, "-") ? xstrdup("")
+			: *agent_sa ? (strchr(agent_sa, '/') ? xstrdup(agent_sa) : xasprintf("%s/%s", ns, agent_sa))
+				    : xasprintf("%s/kubefledged-agent", ns);
 	struct ic_controller_opts o = {
 		.mode = strcmp(mode, "agent") ? IC_MODE_JOBS : IC_MODE_AGENT,
 		.agent_grace_ms = 30000,
@@ -290,7 +301,47 @@ static int run_controller(int argc, char **argv, int upstream)
 		.progress_interval_ms = 5000,
 	};
 	ctl = ic_controller_new(client, &o);
+	reg = metrics_new();
+	ic_controller_metrics(ctl, reg);
+	struct metric *is_leader = metrics_gauge(reg, "kubefledged_controller_leader",
+						 "1 while this replica holds the lease (or runs without leader election).", "");
+	metric_set(is_leader, 0);
+	if (strcmp(metrics_bind, "0")) {
+		struct metrics_http_opts mo = { metrics_bind, reg, healthy, ready, ctl };
+		http = metrics_http_start(&mo, &err);
+		/* caching matters more than its metrics: without the server the controller still works */
+		if (!http)
+			LOG_ERROR("%s: serving no /metrics, /healthz, /readyz (--metrics-bind-address)", err.buf);
+		else
+			LOG_INFO("serving /metrics, /healthz and /readyz on %s (port %d)", metrics_bind,
+				 metrics_http_port(http));
+		sb_reset(&err);
+	}
+
+	if (leader_elect) {
+		char host[128] = "";
+		gethostname(host, sizeof host - 1);
+		char suffix[8];
+		kf_random_suffix(suffix, 5);
+		char *identity = xasprintf("%s_%s", host, suffix);
+		struct kube_leader_opts lo = { *lease_ns ? lease_ns : ns, lease_name, identity, lease_ms, renew_ms,
+					       retry_ms, on_lost, NULL };
+		leader = kube_leader_new(client, &lo);
+		LOG_INFO("waiting to become leader (Lease %s/%s, identity %s)", lo.ns, lease_name, identity);
+		int got = kube_leader_acquire(leader, &stop_flag);
+		free(identity);
+		if (got < 0) {
+			rc = 0;
+			goto out;
+		}
+		LOG_INFO("became leader");
+	}
+	metric_set(is_leader, 1);
+	atomic_store(&leading, 1);
+
 	rc = ic_controller_run(ctl, &stop_flag) < 0 ? 1 : 0;
+	atomic_store(&leading, 0);
+	metric_set(is_leader, 0);
 	if (leadership_lost)
 		rc = 1;
 	struct ic_controller_stats s;
@@ -311,10 +362,12 @@ static int run_controller(int argc, char **argv, int upstream)
 		 (unsigned long long)ks.errors_transport, (unsigned long long)ks.errors_4xx,
 		 (unsigned long long)ks.errors_5xx, (unsigned long long)ks.retries, (unsigned long long)ks.fenced);
 	sb_release(&verbs);
+out:
+	metrics_http_stop(http); /* scrapes read the controller: they end first */
+	ic_controller_free(ctl);
+	metrics_free(reg);
 	free(default_helper);
 	free(agent_sa_full);
-out:
-	ic_controller_free(ctl);
 	json_decref(tolerations);
 	json_decref(resources);
 	if (leader) {

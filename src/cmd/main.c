@@ -3,7 +3,8 @@
  * Also answers to upstream kube-fledged's entry points: the image links /opt/bin/kubefledged-controller and
  * /opt/bin/kubefledged-webhook-server to this binary, and upstream's manifests start those paths with flags
  * only, so the name it was started under (argv[0]'s basename) selects the subcommand, with upstream's
- * defaults where ours differ (see cmds.h). */
+ * defaults where ours differ (see cmds.h). Started as kubectl-fledged (a name kubectl finds on PATH as the
+ * plugin `kubectl fledged`), it is the kubectl plugin (cmd_plugin.c). */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static const struct {
 	{ "cri", cmd_cri, "image operations on a node's container runtime (pull, rmi, images, ...)" },
 	{ "agent", cmd_agent, "run the node agent: cache this node's NodeImageCache through its runtime" },
 	{ "agent-sim", cmd_agent_sim, "run the agents of many simulated nodes (scale tests)" },
+	{ "kubectl-fledged", cmd_plugin, "the kubectl plugin `kubectl fledged` (status, plan, refresh, purge)" },
 	{ "version", cmd_version, "print the version" },
 };
 
@@ -31,6 +33,7 @@ static const struct {
 } entry_points[] = {
 	{ "kubefledged-controller", cmd_upstream_controller },
 	{ "kubefledged-webhook-server", cmd_upstream_webhook_server },
+	{ "kubectl-fledged", cmd_plugin },
 };
 
 static int run(int (*fn)(int, char **), int argc, char **argv)

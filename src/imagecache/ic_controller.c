@@ -12,6 +12,7 @@
 
 #include "ic_compat.h"
 #include "ic_controller_int.h"
+#include "ic_metrics.h"
 #include "util/imageref.h"
 #include "ic_jobs.h"
 #include "util/log.h"
@@ -450,8 +451,9 @@ static void *worker(void *arg)
 {
 	struct ic_controller *ctl = arg;
 	char *key;
-	while ((key = kube_wq_get(ctl->q))) {
-		int64_t requeue = 0;
+	int64_t queued_ms;
+	while ((key = kube_wq_get_timed(ctl->q, &queued_ms))) {
+		int64_t requeue = 0, t0 = kf_now_ms();
 		int rc;
 		if (!strncmp(key, IC_NODE_KEY_PREFIX, strlen(IC_NODE_KEY_PREFIX)))
 			rc = ic_nodesync(ctl, key + strlen(IC_NODE_KEY_PREFIX), &requeue);
@@ -459,6 +461,7 @@ static void *worker(void *arg)
 			rc = ic_nssync(ctl, key + strlen(IC_NS_KEY_PREFIX), &requeue);
 		else
 			rc = ic_sync(ctl, key, &requeue);
+		ic_metrics_sync(ctl, key, queued_ms, kf_now_ms() - t0, rc);
 		if (rc < 0) {
 			kube_wq_add_rate_limited(ctl->q, key);
 		} else {
@@ -605,6 +608,7 @@ void ic_controller_free(struct ic_controller *ctl)
 	ic_reqs_free_all(ctl);
 	kube_wq_free(ctl->q);
 	kube_recorder_free(ctl->rec);
+	ic_metrics_free(ctl);
 	pthread_mutex_destroy(&ctl->mu);
 	free(ctl);
 }

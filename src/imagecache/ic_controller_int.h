@@ -96,6 +96,7 @@ struct ic_controller {
 	_Atomic int64_t crd_probe_ms;         /* when the status subresource was last looked for */
 	atomic_int patch_forbidden;           /* RBAC refuses PATCH of imagecaches (upstream's): get + update */
 	_Atomic uint64_t n_syncs, n_ops, n_jobs_created, n_jobs_deleted, n_status_writes;
+	struct ic_metrics *metrics;           /* NULL unless ic_controller_metrics() (ic_metrics.h) was called */
 };
 
 /* What the controller last did to an image on a node, trusted over the node's lagging status.images. */

@@ -7,6 +7,7 @@
 
 #include "ic_controller_int.h"
 #include "ic_jobs.h"
+#include "ic_metrics.h"
 #include "ic_nodeplan.h"
 #include "ic_plan.h"
 #include "util/log.h"
@@ -17,6 +18,7 @@ void ic_op_free(struct ic_controller *ctl, struct ic_op *op)
 		return;
 	if (op->seen_versions) /* agent mode, started: its requests go */
 		ic_agent_release(ctl, op);
+	ic_metrics_op_freed(ctl, op);
 	free(op->seen_versions);
 	json_decref(op->stale_digests);
 	free(op->name);
@@ -103,6 +105,7 @@ static int finish(struct ic_controller *ctl, struct ic_cache_state *st, json_t *
 		   *m = kf_jstr(final, "message", NULL);
 	LOG_INFO("ImageCache %s/%s: %s finished: %s (%s)", ic_meta(obj, "namespace"), ic_meta(obj, "name"),
 		 ic_op_name(op->type), s, m);
+	ic_metrics_op_finished(ctl, op, s);
 	kube_event(ctl->rec, obj, strcmp(s, IC_STATUS_FAILED) ? "Normal" : "Warning", r, "%s", m);
 	/* the failures cut from the status, in full, one Event per image */
 	json_t *cut = ic_status_cut_failures(&op->ts);
@@ -145,6 +148,7 @@ int ic_op_continue(struct ic_controller *ctl, struct ic_cache_state *st, json_t 
 		ic_tasks_count(&op->ts, &c);
 		*requeue_ms = 1000;
 	}
+	ic_metrics_op_progress(ctl, op);
 	if (c.done == c.total)
 		return finish(ctl, st, obj, requeue_ms);
 	/* progress, at most every progress interval */
@@ -291,6 +295,7 @@ int ic_op_start(struct ic_controller *ctl, struct ic_cache_state *st, json_t *ob
 		 name, ic_op_name(req->type), gen, op->ts.n, present, req->node_join ? " (new nodes)" : "");
 	atomic_fetch_add(&ctl->n_ops, 1);
 	ic_op_attach(ctl, st, op);
+	ic_metrics_op_started(ctl, op);
 	if (ctl->o.mode == IC_MODE_AGENT)
 		ic_agent_start(ctl, op);
 	else if (req->adopt)

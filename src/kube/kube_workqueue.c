@@ -2,9 +2,11 @@
  * kube_workqueue.h.
  *
  * State, all under q->mu:
- *   queue       FIFO ring of keys ready to be handed out (each key at most once)
- *   dirty       keys that need processing: queued, or re-added while being processed
- *   processing  keys handed out by get() and not yet done()
+ *   queue       FIFO ring of keys ready to be handed out (each key at most once), each with the time it
+ *               was added (queue latency)
+ *   dirty       keys that need processing: queued, or re-added while being processed; value: the add time
+ *               (a malloc'd int64_t, so the queue works the same where pointers have 32 bits)
+ *   processing  keys handed out by get() and not yet done(); value: when get() handed it out (malloc'd)
  *   waiting     delayed adds: a binary min-heap on the due time, plus a map key -> heap entry so a second
  *               add_after() of the same key keeps the earlier deadline
  *   failures    per-key requeue counts for add_rate_limited(), cleared by forget()
@@ -29,21 +31,32 @@ struct wq_wait {
 	size_t idx; /* position in the heap */
 };
 
+struct wq_item {
+	char *key;
+	int64_t added_ms;
+};
+
 struct kube_workqueue {
 	char *name;
 	int64_t base_ms, max_ms;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	char **ring;
+	struct wq_item *ring;
 	size_t head, len, cap;
 	struct map dirty, processing, failures; /* failures: value = (void *)(uintptr_t)count */
 	struct wq_wait **heap;
 	size_t nheap, capheap;
 	struct map waiting; /* key -> struct wq_wait* */
 	int shutting_down;
+	uint64_t adds, retries;
 };
 
-static void *const PRESENT = (void *)1;
+static int64_t *stamp(int64_t ms)
+{
+	int64_t *p = xmalloc(sizeof *p);
+	*p = ms;
+	return p;
+}
 
 struct kube_workqueue *kube_wq_new(const char *name, int64_t base_delay_ms, int64_t max_delay_ms)
 {
@@ -63,11 +76,11 @@ struct kube_workqueue *kube_wq_new(const char *name, int64_t base_delay_ms, int6
 
 /* ---- FIFO ring ---------------------------------------------------------------------------------- */
 
-static void ring_push(struct kube_workqueue *q, char *key)
+static void ring_push(struct kube_workqueue *q, char *key, int64_t added_ms)
 {
 	if (q->len == q->cap) {
 		size_t ncap = q->cap ? q->cap * 2 : 16;
-		char **n = xmalloc(ncap * sizeof *n);
+		struct wq_item *n = xmalloc(ncap * sizeof *n);
 		for (size_t i = 0; i < q->len; i++)
 			n[i] = q->ring[(q->head + i) % q->cap];
 		free(q->ring);
@@ -75,13 +88,13 @@ static void ring_push(struct kube_workqueue *q, char *key)
 		q->cap = ncap;
 		q->head = 0;
 	}
-	q->ring[(q->head + q->len) % q->cap] = key;
+	q->ring[(q->head + q->len) % q->cap] = (struct wq_item){ key, added_ms };
 	q->len++;
 }
 
-static char *ring_pop(struct kube_workqueue *q)
+static struct wq_item ring_pop(struct kube_workqueue *q)
 {
-	char *k = q->ring[q->head];
+	struct wq_item k = q->ring[q->head];
 	q->head = (q->head + 1) % q->cap;
 	q->len--;
 	if (!q->len && q->cap > 1024) { /* give back memory after a burst */
@@ -147,10 +160,12 @@ static void add_locked(struct kube_workqueue *q, const char *key)
 {
 	if (map_has(&q->dirty, key))
 		return;
-	map_put(&q->dirty, key, PRESENT);
+	int64_t now = kf_now_ms();
+	map_put(&q->dirty, key, stamp(now));
+	q->adds++;
 	if (map_has(&q->processing, key))
 		return; /* queued again by done() */
-	ring_push(q, xstrdup(key));
+	ring_push(q, xstrdup(key), now);
 	pthread_cond_signal(&q->cv);
 }
 
@@ -232,6 +247,7 @@ void kube_wq_add_rate_limited(struct kube_workqueue *q, const char *key)
 		if (d > q->max_ms)
 			d = q->max_ms;
 		map_put(&q->failures, key, (void *)(n + 1));
+		q->retries++;
 		add_after_locked(q, key, d);
 	}
 	pthread_mutex_unlock(&q->mu);
@@ -253,6 +269,11 @@ int kube_wq_num_requeues(struct kube_workqueue *q, const char *key)
 }
 
 char *kube_wq_get(struct kube_workqueue *q)
+{
+	return kube_wq_get_timed(q, NULL);
+}
+
+char *kube_wq_get_timed(struct kube_workqueue *q, int64_t *queued_ms)
 {
 	char *key = NULL;
 	pthread_mutex_lock(&q->mu);
@@ -276,9 +297,13 @@ char *kube_wq_get(struct kube_workqueue *q)
 		}
 	}
 	if (q->len) { /* as client-go: what is queued is still handed out after shutdown */
-		key = ring_pop(q);
-		map_put(&q->processing, key, PRESENT);
-		map_del(&q->dirty, key);
+		struct wq_item it = ring_pop(q);
+		int64_t now = kf_now_ms();
+		key = it.key;
+		if (queued_ms)
+			*queued_ms = now - it.added_ms;
+		free(map_put(&q->processing, key, stamp(now)));
+		free(map_del(&q->dirty, key));
 	}
 	pthread_mutex_unlock(&q->mu);
 	return key;
@@ -287,9 +312,10 @@ char *kube_wq_get(struct kube_workqueue *q)
 void kube_wq_done(struct kube_workqueue *q, const char *key)
 {
 	pthread_mutex_lock(&q->mu);
-	map_del(&q->processing, key);
-	if (map_has(&q->dirty, key)) {
-		ring_push(q, xstrdup(key));
+	free(map_del(&q->processing, key));
+	int64_t *added = map_get(&q->dirty, key);
+	if (added) {
+		ring_push(q, xstrdup(key), *added);
 		pthread_cond_signal(&q->cv);
 	}
 	pthread_mutex_unlock(&q->mu);
@@ -302,6 +328,28 @@ size_t kube_wq_len(struct kube_workqueue *q)
 	size_t n = q->len;
 	pthread_mutex_unlock(&q->mu);
 	return n;
+}
+
+void kube_wq_stats(struct kube_workqueue *q, struct kube_wq_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&q->mu);
+	promote_due(q);
+	int64_t now = kf_now_ms();
+	out->adds = q->adds;
+	out->retries = q->retries;
+	out->depth = q->len;
+	out->delayed = q->nheap;
+	out->processing = q->processing.len;
+	size_t it = 0;
+	void *v;
+	while (map_next(&q->processing, &it, NULL, &v)) {
+		int64_t held = now - *(int64_t *)v;
+		out->unfinished_ms += held;
+		if (held > out->longest_processing_ms)
+			out->longest_processing_ms = held;
+	}
+	pthread_mutex_unlock(&q->mu);
 }
 
 void kube_wq_shutdown(struct kube_workqueue *q)
@@ -325,15 +373,15 @@ void kube_wq_free(struct kube_workqueue *q)
 	if (!q)
 		return;
 	while (q->len)
-		free(ring_pop(q));
+		free(ring_pop(q).key);
 	free(q->ring);
 	for (size_t i = 0; i < q->nheap; i++) {
 		free(q->heap[i]->key);
 		free(q->heap[i]);
 	}
 	free(q->heap);
-	map_free(&q->dirty, NULL);
-	map_free(&q->processing, NULL);
+	map_free(&q->dirty, free);
+	map_free(&q->processing, free);
 	map_free(&q->failures, NULL);
 	map_free(&q->waiting, NULL);
 	pthread_mutex_destroy(&q->mu);

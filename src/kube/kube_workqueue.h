@@ -10,7 +10,11 @@
  *  - kube_wq_get() blocks until a key is available or the queue shuts down (returns NULL).
  *
  * Keys are strings copied by the queue; kube_wq_get() returns a malloc'd copy that the caller passes to
- * kube_wq_done() and then frees. */
+ * kube_wq_done() and then frees.
+ *
+ * Measurements (for metrics, as client-go's workqueue metrics): kube_wq_get_timed() also says how long the
+ * key waited in the queue, from the add that queued it (a delayed add: from its due time; a key added while
+ * being processed: from that add) to the get; kube_wq_stats() gives counts and what is being processed. */
 #ifndef KUBE_WORKQUEUE_H
 #define KUBE_WORKQUEUE_H
 
@@ -28,6 +32,20 @@ int kube_wq_num_requeues(struct kube_workqueue *q, const char *key);
 char *kube_wq_get(struct kube_workqueue *q);
 void kube_wq_done(struct kube_workqueue *q, const char *key);
 size_t kube_wq_len(struct kube_workqueue *q);          /* queued now (not delayed, not processing) */
+/* As kube_wq_get; *queued_ms (may be NULL) = how long the key waited in the queue (see above). */
+char *kube_wq_get_timed(struct kube_workqueue *q, int64_t *queued_ms);
+
+struct kube_wq_stats {
+	uint64_t adds;        /* keys queued since creation: an add of a key already queued does not count, a
+			       * delayed add counts when it comes due, a key added while processing counts once */
+	uint64_t retries;     /* kube_wq_add_rate_limited() calls */
+	size_t depth;         /* queued now (kube_wq_len) */
+	size_t delayed;       /* waiting for their delay */
+	size_t processing;    /* handed out by get, not yet done */
+	int64_t longest_processing_ms; /* how long the oldest key now processing has been (0: none) */
+	int64_t unfinished_ms;         /* the sum of that over every key now processing */
+};
+void kube_wq_stats(struct kube_workqueue *q, struct kube_wq_stats *out);
 /* Wakes every blocked kube_wq_get() (they return NULL); further adds are ignored. */
 void kube_wq_shutdown(struct kube_workqueue *q);
 int kube_wq_shutting_down(struct kube_workqueue *q);

@@ -5,7 +5,7 @@
 #   kf_controller_start [FLAGS..]  run `kubefledged controller` out of cluster against the test bed, with
 #                                  short test defaults; stopped (SIGTERM) when the test ends; log in
 #                                  $E2E_LOG.controller. Sets KF_CTL_PID. Installs deploy/'s CRD first unless
-#                                  KF_KEEP_CRD=1.
+#                                  KF_KEEP_CRD=1. /metrics on a free loopback port: kf_controller_metrics_url
 #   kf_controller_kill             SIGKILL it (mid-operation crash)
 #   KF_MODE                        jobs (default) or agent: in agent mode kf_controller_start passes --mode=agent and
 #                                  first starts one `kubefledged agent` per node (kf_agents_start; logs in
@@ -13,6 +13,9 @@
 #   kf_work_started NAME           the cache's work reached the nodes: Jobs exist (jobs mode) or the caches'
 #                                  images are in NodeImageCache specs (agent mode)
 #   kf_no_pods                     true when no pod exists in the test's namespace (agent mode caches without pods)
+#   kf_wait_alone                  wait (up to 120 s) until no ImageCache is left in other namespaces (earlier
+#                                  tests' namespaces are deleted in the background), for tests that look at
+#                                  the whole cluster
 #   ic_apply NAME < lists.json     create/replace ImageCache NAME in $E2E_NS with spec.cacheSpec from stdin
 #                                  (JSON or YAML flow list); extra spec via IC_SPEC_EXTRA='"imagePullSecrets":[...]'
 #   ic_status NAME                 "status/reason" of the cache
@@ -68,6 +71,10 @@ kf_work_started() {
   fi
 }
 kf_no_pods() { [ -z "$(kns get pods -o name)" ]; }
+_kf_alone() { [ -z "$(kubectl get imagecaches -A -o jsonpath='{.items[?(@.metadata.namespace!="'"$E2E_NS"'")].metadata.name}')" ]; }
+kf_wait_alone() {
+  wait_until 120 _kf_alone || fail "ImageCaches of other namespaces remain: $(kubectl get imagecaches -A --no-headers)"
+}
 
 kf_controller_start() {
   [ -x "$KF_BIN" ] || fail "no $KF_BIN: run make build"
@@ -80,11 +87,21 @@ kf_controller_start() {
   local img; img=$(kf_image_pinned)
   BUSYBOX_IMAGE=$img KUBEFLEDGED_CRI_CLIENT_IMAGE=$img KUBEFLEDGED_NAMESPACE=$E2E_NS \
     "$KF_BIN" controller "${mode[@]}" --kubeconfig="$KUBECONFIG" --leader-elect=false \
-      --image-cache-refresh-frequency=0s --image-pull-deadline-duration=60s -v=1 "$@" \
+      --image-cache-refresh-frequency=0s --image-pull-deadline-duration=60s --metrics-bind-address=127.0.0.1:0 \
+      -v=1 "$@" \
       >> "$E2E_LOG.controller" 2>&1 &
   KF_CTL_PID=$!
   defer kf_controller_stop "$KF_CTL_PID"
   log "controller started (pid $KF_CTL_PID): $*"
+}
+
+# kf_controller_metrics_url: http://127.0.0.1:PORT of the controller's /metrics, /healthz, /readyz (from the
+# log lines of the controller KF_CTL_PID)
+kf_controller_metrics_url() {
+  local port
+  port=$(grep -E "^[IWE][0-9]{4} [0-9:.]+ +$KF_CTL_PID " "$E2E_LOG.controller" |
+    sed -n 's/.*serving \/metrics, \/healthz and \/readyz on .* (port \([0-9]*\)).*/\1/p' | tail -1)
+  [ -n "$port" ] && echo "http://127.0.0.1:$port"
 }
 
 kf_controller_stop() {

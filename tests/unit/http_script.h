@@ -245,7 +245,7 @@ static inline int hs_wait_closed(struct hs *s, int n, int ms)
 }
 
 /* The server URL for a kube_config. */
-static void hs_url(const struct hs *s, char *buf, size_t n)
+static inline void hs_url(const struct hs *s, char *buf, size_t n)
 {
 	snprintf(buf, n, "http://127.0.0.1:%d", s->port);
 }

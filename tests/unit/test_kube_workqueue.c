@@ -1,6 +1,7 @@
 /* test_kube_workqueue.c - client-go work queue semantics: dedup, a key is never processed by two workers
  * at once (several threads), dirty re-add after done, delayed adds in deadline order (earlier deadline
- * wins), per-key exponential backoff with its cap, forget, and shutdown waking blocked getters.
+ * wins), per-key exponential backoff with its cap, forget, shutdown waking blocked getters, and the
+ * measurements behind the controller's metrics (adds, retries, depth, queue latency, work in progress).
  * Timing checks assert lower bounds strictly and upper bounds generously (valgrind is slow). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -273,6 +274,75 @@ static void shutdown_wakes_getters_and_ignores_adds(void **state)
 	kube_wq_free(q);
 }
 
+/* ---- measurements ---------------------------------------------------------------------------- */
+
+static void stats_count_adds_retries_and_time_the_queue(void **state)
+{
+	(void)state;
+	struct kube_workqueue *q = kube_wq_new("t", 20, 1000);
+	struct kube_wq_stats s;
+	kube_wq_stats(q, &s);
+	assert_int_equal(s.adds, 0);
+	assert_int_equal(s.depth + s.delayed + s.processing, 0);
+
+	kube_wq_add(q, "a");
+	kube_wq_add(q, "a"); /* already queued: not an add */
+	kube_wq_add(q, "b");
+	kf_sleep_ms(60);
+	int64_t waited = -1;
+	char *k = kube_wq_get_timed(q, &waited);
+	assert_string_equal(k, "a");
+	assert_true(waited >= 60);
+	assert_true(waited < 5000);
+	kube_wq_stats(q, &s);
+	assert_int_equal(s.adds, 2);
+	assert_int_equal(s.depth, 1);
+	assert_int_equal(s.processing, 1);
+	kf_sleep_ms(30);
+	kube_wq_stats(q, &s);
+	assert_true(s.longest_processing_ms >= 30);
+	assert_true(s.unfinished_ms >= s.longest_processing_ms);
+
+	/* added while processing: one add, and its wait runs from that add, not from done() */
+	kube_wq_add(q, "a");
+	kube_wq_add(q, "a");
+	kf_sleep_ms(50);
+	kube_wq_done(q, k);
+	free(k);
+	kube_wq_stats(q, &s);
+	assert_int_equal(s.adds, 3);
+	assert_int_equal(s.depth, 2);
+	assert_int_equal(s.processing, 0);
+	assert_int_equal(s.longest_processing_ms, 0);
+	k = kube_wq_get_timed(q, &waited); /* b, queued 140 ms ago */
+	assert_string_equal(k, "b");
+	assert_true(waited >= 140);
+	kube_wq_done(q, k);
+	free(k);
+	k = kube_wq_get_timed(q, &waited);
+	assert_string_equal(k, "a");
+	assert_true(waited >= 50);
+	kube_wq_done(q, k);
+	free(k);
+
+	/* rate-limited adds are retries; a delayed key counts as an add when due, its wait from then */
+	kube_wq_add_rate_limited(q, "c");
+	kube_wq_stats(q, &s);
+	assert_int_equal(s.retries, 1);
+	assert_int_equal(s.delayed, 1);
+	assert_int_equal(s.adds, 3);
+	k = kube_wq_get_timed(q, &waited);
+	assert_string_equal(k, "c");
+	assert_true(waited < 1000);
+	kube_wq_stats(q, &s);
+	assert_int_equal(s.adds, 4);
+	assert_int_equal(s.delayed, 0);
+	kube_wq_done(q, k);
+	free(k);
+	kube_wq_shutdown(q);
+	kube_wq_free(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +353,7 @@ int main(void)
 		cmocka_unit_test(earlier_deadline_wins_and_due_keys_queue_before_later_adds),
 		cmocka_unit_test(rate_limited_backoff_grows_and_is_capped_until_forget),
 		cmocka_unit_test(shutdown_wakes_getters_and_ignores_adds),
+		cmocka_unit_test(stats_count_adds_retries_and_time_the_queue),
 	};
 	return cmocka_run_group_tests_name("kube_workqueue", tests, NULL, NULL);
 }
