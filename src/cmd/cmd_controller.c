@@ -10,14 +10,12 @@
  * Started as upstream's /opt/bin/kubefledged-controller (cmd_upstream_controller), --leader-elect defaults
  * to false, as upstream ran without leader election and its ClusterRole grants no Lease rights. */
 #include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
+#include "cmd_run.h"
 #include "cmds.h"
 #include "imagecache/ic_controller.h"
 #include "kube/kube_client.h"
@@ -29,42 +27,6 @@
 #include "util/version.h"
 
 static volatile int stop_flag;
-static volatile sig_atomic_t signals_seen;
-static volatile int leadership_lost;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	if (signals_seen++)
-		_exit(1);
-	stop_flag = 1;
-}
-
-#define LOST_EXIT_MS 5000
-
-static void *exit_soon(void *ud)
-{
-	(void)ud;
-	kf_sleep_ms(LOST_EXIT_MS);
-	LOG_ERROR("leader election lost: the workers did not stop within %d ms; exiting now", LOST_EXIT_MS);
-	_exit(1);
-	return NULL;
-}
-
-/* The elector has already fenced the client: no write can go out any more. Stop, and exit 1 (the
- * replica restarts as a follower); if the graceful stop takes longer than LOST_EXIT_MS, exit anyway. */
-static void on_lost(void *ud)
-{
-	(void)ud;
-	LOG_ERROR("leader election lost: writes are fenced; stopping and exiting");
-	leadership_lost = 1;
-	__atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED); /* read by the controller's threads */
-	pthread_t th;
-	if (pthread_create(&th, NULL, exit_soon, NULL) == 0)
-		pthread_detach(th);
-	else
-		_exit(1);
-}
 
 static const char *env_or(const char *name, const char *def)
 {
@@ -238,29 +200,14 @@ static int run_controller(int argc, char **argv, int upstream)
 	LOG_INFO("kubefledged controller %s (%s) starting: API server %s, context %s", kf_version(), kf_git_version(),
 		 cfg->server, cfg->context ? cfg->context : "-");
 
-	struct sigaction sa_ = { 0 };
-	sa_.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa_, NULL);
-	sigaction(SIGINT, &sa_, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
+	cmd_handle_signals(&stop_flag);
 	if (leader_elect) {
-		char host[128] = "";
-		gethostname(host, sizeof host - 1);
-		char suffix[8];
-		kf_random_suffix(suffix, 5);
-		char *identity = xasprintf("%s_%s", host, suffix);
-		struct kube_leader_opts lo = { *lease_ns ? lease_ns : ns, lease_name, identity, lease_ms, renew_ms,
-					       retry_ms, on_lost, NULL };
-		leader = kube_leader_new(client, &lo);
-		LOG_INFO("waiting to become leader (Lease %s/%s, identity %s)", lo.ns, lease_name, identity);
-		int got = kube_leader_acquire(leader, &stop_flag);
-		free(identity);
-		if (got < 0) {
+		leader = cmd_become_leader(client, *lease_ns ? lease_ns : ns, lease_name, lease_ms, renew_ms, retry_ms,
+					   &stop_flag);
+		if (!leader) {
 			rc = 0;
 			goto out;
 		}
-		LOG_INFO("became leader");
 	}
 
 	char *default_helper = xasprintf("kubefledged/kubefledged:%s", kf_version());
@@ -291,7 +238,7 @@ static int run_controller(int argc, char **argv, int upstream)
 	};
 	ctl = ic_controller_new(client, &o);
 	rc = ic_controller_run(ctl, &stop_flag) < 0 ? 1 : 0;
-	if (leadership_lost)
+	if (cmd_leadership_lost())
 		rc = 1;
 	struct ic_controller_stats s;
 	struct kube_client_stats ks;
@@ -317,10 +264,7 @@ out:
 	ic_controller_free(ctl);
 	json_decref(tolerations);
 	json_decref(resources);
-	if (leader) {
-		kube_leader_release(leader);
-		kube_leader_free(leader);
-	}
+	cmd_leader_done(leader);
 	kube_client_free(client);
 	kube_config_free(cfg);
 	flags_free(tab);
