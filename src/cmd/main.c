@@ -21,6 +21,7 @@ static const struct {
 	{ "cri", cmd_cri, "image operations on a node's container runtime (pull, rmi, images, ...)" },
 	{ "agent", cmd_agent, "run the node agent: cache this node's NodeImageCache through its runtime" },
 	{ "agent-sim", cmd_agent_sim, "run the agents of many simulated nodes (scale tests)" },
+	{ "operator", cmd_operator, "run the operator: install kube-fledged from KubeFledged objects (render: offline)" },
 	{ "version", cmd_version, "print the version" },
 };
 
