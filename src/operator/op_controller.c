@@ -39,7 +39,7 @@ struct op_controller *op_controller_new(struct kube_client *c, const struct op_c
 	pthread_mutex_init(&oc->mu, NULL);
 	oc->q = kube_wq_new("KubeFledgeds", 500, 60000);
 	oc->rec = kube_recorder_new(c, OP_FIELD_MANAGER, NULL);
-	struct kube_informer_opts io = { .res = &OP_KUBEFLEDGEDS, .ns = o->watch_ns, .resync_ms = oc->o.resync_ms };
+	struct kube_informer_opts io = { .res = &OP_KUBEFLEDGEDS, .ns = o->watch_ns };
 	struct kube_informer_handlers h = { on_add, on_update, on_delete, oc };
 	oc->inf = kube_informer_new(c, &io, &h);
 	return oc;
@@ -64,6 +64,24 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* The periodic full reconcile: every memo stale, every KubeFledged queued, so each is applied in full (which
+ * repairs what was changed or deleted by hand) within resync_ms. */
+static void reconcile_all(struct op_controller *oc)
+{
+	pthread_mutex_lock(&oc->mu);
+	size_t it = 0;
+	void *v;
+	while (map_next(&oc->memo, &it, NULL, &v))
+		((struct op_memo *)v)->at_ms = 0;
+	pthread_mutex_unlock(&oc->mu);
+	json_t *all = kube_informer_list(oc->inf), *obj;
+	size_t i;
+	json_array_foreach(all, i, obj)
+		enqueue(oc, obj);
+	LOG_V(1, "periodic reconcile: %zu KubeFledged objects", json_array_size(all));
+	json_decref(all);
+}
+
 int op_controller_run(struct op_controller *oc, const volatile int *stop)
 {
 	int rc = -1, started = 0;
@@ -84,8 +102,14 @@ int op_controller_run(struct op_controller *oc, const volatile int *stop)
 			LOG_ERROR("cannot start worker threads");
 			goto out;
 		}
-	while (!*stop)
+	int64_t next = kf_now_ms() + oc->o.resync_ms;
+	while (!*stop) {
+		if (kf_now_ms() >= next) {
+			reconcile_all(oc);
+			next = kf_now_ms() + oc->o.resync_ms;
+		}
 		kf_sleep_ms(200);
+	}
 	rc = 0;
 out:
 	LOG_INFO("shutting down");

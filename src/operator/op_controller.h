@@ -9,10 +9,11 @@
  * (charts.helm.kubefledged.io/uninstall) lets it delete everything it applied, cluster-scoped objects
  * included, when the KubeFledged is deleted; the CRDs stay, as with Helm.
  *
- * Work per sync: when the rendered objects are those it applied last (same hash) less than resync_ms ago,
- * only the readiness of the workloads is read (2 or 3 GETs); otherwise one label-selected LIST per kind
- * (13) and one apply per object. While something is not ready, the key comes back every 3 s; otherwise
- * every resync_ms (the informer's resync), which also repairs anything changed or deleted by hand. */
+ * Work per sync: when the rendered objects are those it applied last (same hash) since the last full
+ * reconcile, only the readiness of the workloads is read (2 or 3 GETs); otherwise one label-selected LIST per
+ * kind (12) and one apply per object. While something is not ready, the key comes back every poll_ms (3 s);
+ * and every resync_ms each KubeFledged is applied in full, which repairs anything changed or deleted by hand
+ * within that period. */
 #ifndef OP_CONTROLLER_H
 #define OP_CONTROLLER_H
 

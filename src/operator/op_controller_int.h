@@ -12,7 +12,8 @@
 #include "op_controller.h"
 #include "util/map.h"
 
-/* What a KubeFledged had applied last: the hash of its rendered objects and when. */
+/* What a KubeFledged had applied last: the hash of its rendered objects, and when (0: stale, the next sync
+ * applies in full; the periodic reconcile sets every memo stale). */
 struct op_memo {
 	char hash[65];
 	int64_t at_ms;

@@ -31,12 +31,13 @@ static void sha256_hex(const char *s, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* 1 when key applied exactly hash less than resync_ms ago */
+/* 1 when key applied exactly hash since the last full reconcile (op_controller.c marks every memo stale
+ * each resync_ms) */
 static int memo_fresh(struct op_controller *oc, const char *key, const char *hash)
 {
 	pthread_mutex_lock(&oc->mu);
 	struct op_memo *m = map_get(&oc->memo, key);
-	int fresh = m && !strcmp(m->hash, hash) && kf_now_ms() - m->at_ms < oc->o.resync_ms;
+	int fresh = m && !strcmp(m->hash, hash) && m->at_ms;
 	pthread_mutex_unlock(&oc->mu);
 	return fresh;
 }
