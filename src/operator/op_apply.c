@@ -239,7 +239,7 @@ int op_prune(struct kube_client *c, json_t *owned, json_t *desired, struct strbu
 			gone[m++] = o;
 	}
 	qsort(gone, m, sizeof *gone, by_rank_desc);
-	int rc = 0;
+	int rc = 0, deleted = 0;
 	struct strbuf path = STRBUF_INIT;
 	for (size_t i = 0; i < m; i++) {
 		const struct kube_resource *r = resource_of_obj(gone[i]);
@@ -258,10 +258,11 @@ int op_prune(struct kube_client *c, json_t *owned, json_t *desired, struct strbu
 			continue;
 		}
 		sb_addf(done, "%s%s", done->len ? ", " : "", op_object_name(gone[i], name, sizeof name));
+		deleted++;
 	}
 	sb_release(&path);
 	free(gone);
-	return rc;
+	return rc < 0 ? rc : deleted;
 }
 
 static json_int_t num(json_t *obj, const char *a, const char *b)

@@ -67,8 +67,8 @@ json_t *op_apply_one(struct kube_client *c, json_t *obj, struct kube_err *err);
 /* Deletes the objects of owned that are not in desired (by kind, namespace and name), the
  * ValidatingWebhookConfiguration first (with failurePolicy Fail and no server it would refuse every
  * ImageCache write). desired may be NULL (delete everything: uninstall). Names of the deleted objects are
- * appended to done ("Deployment ns/name, ..."). Returns 0, or -1 with err (the first failure; the others are
- * still tried). */
+ * appended to done ("Deployment ns/name, ..."). Returns how many were deleted, or -1 with err (the first
+ * failure; the others are still tried). */
 int op_prune(struct kube_client *c, json_t *owned, json_t *desired, struct strbuf *done, struct kube_err *err);
 
 /* Readiness of one applied object as stored: 1 ready, 0 not yet (why says why). Deployments: the current

@@ -113,12 +113,13 @@ static int uninstall(struct op_controller *oc, const char *key, json_t *kf)
 		LOG_ERROR("KubeFledged %s: uninstall: %s", key, err.msg);
 		goto out;
 	}
-	if (op_prune(oc->c, owned, NULL, &done, &err) < 0) {
+	int n = op_prune(oc->c, owned, NULL, &done, &err);
+	if (n < 0) {
 		LOG_ERROR("KubeFledged %s: uninstall: %s", key, err.msg);
 		kube_event(oc->rec, kf, "Warning", "UninstallFailed", "%s", err.msg);
 		goto out;
 	}
-	count(oc, &oc->stats.deletes, json_array_size(owned));
+	count(oc, &oc->stats.deletes, (uint64_t)n);
 	if (done.len) {
 		LOG_INFO("KubeFledged %s deleted: deleted %s", key, done.buf);
 		kube_event(oc->rec, kf, "Normal", "Uninstalled", "deleted %zu objects (the CRDs and the ImageCaches "
@@ -189,14 +190,25 @@ static int finish(struct sync_state *s, int rc)
 	return rc;
 }
 
-/* Deployed=False with reason and message; Ready kept. */
+/* Deployed=False with reason and message; Ready kept. Logged and recorded as an Event when it is news (the
+ * status does not say so already for this generation), so that the syncs its own status write and the
+ * periodic reconcile cause do not repeat it. */
 static int not_deployed(struct sync_state *s, const char *reason, int rc)
 {
 	s->o.deployed = 0;
 	s->o.deployed_reason = reason;
 	s->o.ready = -1;
-	LOG_ERROR("KubeFledged %s: %s: %s", s->key, reason, s->deployed_msg.buf);
-	kube_event(s->oc->rec, s->kf, "Warning", reason, "%s", s->deployed_msg.buf);
+	json_t *was = op_condition(json_object_get(s->kf, "status"), "Deployed");
+	const char *wr = kf_jstr(was, "reason", NULL), *wm = kf_jstr(was, "message", NULL);
+	json_t *wg = json_object_get(was, "observedGeneration");
+	int known = wr && wm && !strcmp(wr, reason) && !strcmp(wm, s->deployed_msg.buf) && json_is_integer(wg) &&
+		    json_integer_value(wg) == s->o.generation;
+	if (!known) {
+		LOG_ERROR("KubeFledged %s: %s: %s", s->key, reason, s->deployed_msg.buf);
+		kube_event(s->oc->rec, s->kf, "Warning", reason, "%s", s->deployed_msg.buf);
+	} else {
+		LOG_V(1, "KubeFledged %s: still %s: %s", s->key, reason, s->deployed_msg.buf);
+	}
 	count(s->oc, &s->oc->stats.errors, 1);
 	return finish(s, rc);
 }
@@ -327,6 +339,8 @@ int op_sync(struct op_controller *oc, const char *key, int64_t *requeue_ms)
 		}
 		struct strbuf pruned = STRBUF_INIT;
 		int prc = op_prune(oc->c, owned, desired, &pruned, &err);
+		if (prc > 0)
+			count(oc, &oc->stats.deletes, (uint64_t)prc);
 		if (pruned.len) {
 			LOG_INFO("KubeFledged %s: deleted what the values no longer render: %s", key, pruned.buf);
 			kube_event(oc->rec, kf, "Normal", "Pruned", "deleted what the values no longer render: %s",
