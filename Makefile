@@ -129,7 +129,10 @@ IMAGE ?=
 HELM_RELEASE ?= kube-fledged
 HELM_NAMESPACE ?= kube-fledged
 HELM_ARGS ?=
-.PHONY: deploy-using-yaml remove-kubefledged helm-lint helm-install helm-uninstall helm-upgrade-from-upstream
+KUBEFLEDGED_NAMESPACE ?= kube-fledged
+KUBEFLEDGED_CR ?=
+.PHONY: deploy-using-yaml remove-kubefledged helm-lint helm-install helm-uninstall helm-upgrade-from-upstream \
+        deploy-using-operator remove-kubefledged-and-operator
 
 ## deploy-using-yaml  install from deploy/ (IMAGE=ref; default on the test bed: $REGISTRY/kubefledged/kubefledged:$(IMAGE_TAG)); re-run safely
 deploy-using-yaml:
@@ -156,3 +159,12 @@ helm-uninstall:
 helm-upgrade-from-upstream:
 	@IMAGE='$(IMAGE)' IMAGE_TAG='$(IMAGE_TAG)' HELM_RELEASE='$(HELM_RELEASE)' HELM_NAMESPACE='$(HELM_NAMESPACE)' \
 	  HELM_ARGS='$(HELM_ARGS)' hack/deploy.sh helm-upgrade-from-upstream
+
+## deploy-using-operator  the operator (deploy/kubefledged-operator/) and a KubeFledged it installs kube-fledged from (IMAGE=repo:tag, KUBEFLEDGED_NAMESPACE, KUBEFLEDGED_CR=file)
+deploy-using-operator:
+	@IMAGE='$(IMAGE)' IMAGE_TAG='$(IMAGE_TAG)' KUBEFLEDGED_NAMESPACE='$(KUBEFLEDGED_NAMESPACE)' KUBEFLEDGED_CR='$(KUBEFLEDGED_CR)' \
+	  hack/deploy.sh operator-apply
+
+## remove-kubefledged-and-operator  every KubeFledged (the operator removes what it installed), the operator, the CRDs last
+remove-kubefledged-and-operator:
+	@KUBEFLEDGED_NAMESPACE='$(KUBEFLEDGED_NAMESPACE)' hack/deploy.sh operator-remove

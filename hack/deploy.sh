@@ -30,12 +30,25 @@
 #                                  gives the new ones, and the ones upstream's chart needed that would break
 #                                  this one are named.
 #
+#   hack/deploy.sh operator-apply  make deploy-using-operator: the operator (deploy/kubefledged-operator/: the KubeFledged
+#                                  CRD, its service account and roles, its Deployment), then a KubeFledged (the sample,
+#                                  or KUBEFLEDGED_CR=file) with the image set; waits until the operator reports it
+#                                  Ready (every workload available, the webhook's caBundle set). Safe to run again.
+#   hack/deploy.sh operator-remove make remove-kubefledged-and-operator: deletes every KubeFledged (the operator deletes
+#                                  what each installed, cluster-scoped objects included), then the operator, its CRD
+#                                  and the namespace, and the CRDs of kube-fledged last, as yaml-remove (every
+#                                  ImageCache goes; cached images stay on the nodes). A KubeFledged whose operator
+#                                  does not answer within ROLLOUT_TIMEOUT is cleaned up by its owner label instead.
+#
 # IMAGE=ref    the kubefledged image for the controller, the webhook and the Jobs' helpers. yaml-apply puts
 #              it in place of the placeholder docker.io/kubefledged/kubefledged:v0.1.0 on the fly (the files
 #              are not edited); helm-install sets image.repository and image.tag from it. Default: on the
 #              test bed $REGISTRY/kubefledged/kubefledged:$IMAGE_TAG (IMAGE_TAG=dev, pushed by make image),
 #              else the placeholder (yaml) or the chart's default (helm).
 # HELM_RELEASE=kube-fledged  HELM_NAMESPACE=kube-fledged  HELM_ARGS='--set ...'   for the helm-* commands
+# KUBEFLEDGED_NAMESPACE=kube-fledged  KUBEFLEDGED_CR=file   for the operator-* commands (namespace of the operator and
+#              of its KubeFledged, as upstream's make variable; the KubeFledged to apply instead of the sample, whose
+#              image.repository and image.tag IMAGE still sets)
 # The cluster: the local test bed when its env file was sourced (CLUSTER_DIR), KF_CLUSTER_DIR is set, or no
 # KUBECONFIG is set and .cluster/env exists; otherwise kubectl's current context.
 # ROLLOUT_TIMEOUT=180s   how long to wait for each Deployment
@@ -276,6 +289,104 @@ helm_upgrade_from_upstream() {
   say "release $RELEASE upgraded from $chart to $(helm list -n "$HELM_NS" --filter "^$RELEASE\$" -o json | jq -r '.[0].chart')"
 }
 
+# ---- the operator (deploy/kubefledged-operator/) ----
+OPDIR=$DEPLOY/kubefledged-operator
+OP_CRD=kubefledgeds.charts.helm.kubefledged.io
+KF_NS=${KUBEFLEDGED_NAMESPACE:-kube-fledged}
+OP_OWNER_LABEL=charts.helm.kubefledged.io/owner-uid
+
+# op_render FILE: an operator manifest with the image and the namespace substituted
+op_render() {
+  sed -e "s|$PLACEHOLDER|${IMAGE:-$PLACEHOLDER}|g" -e "s|namespace: kube-fledged\$|namespace: $KF_NS|" "$OPDIR/$1"
+}
+
+# op_cr: the KubeFledged to apply: image.repository and image.tag from IMAGE; on the test bed also the nodes'
+# runtime sockets, which live in its cluster directory (see render)
+op_cr() {
+  local cr=${KUBEFLEDGED_CR:-$OPDIR/crds/charts.helm.kubefledged.io_v1alpha2_kubefledged_cr.yaml} patch='{}'
+  [ -f "$cr" ] || { echo "deploy: KUBEFLEDGED_CR=$cr: no such file" >&2; exit 2; }
+  image_sets
+  [ -z "${IMAGE:-}" ] || patch=$(jq -cn --arg r "${IMAGE%:*}" --arg t "${IMAGE##*:}" '{image: {repository: $r, tag: $t}}')
+  [ -z "${CLUSTER_DIR:-}" ] || patch=$(jq -c --arg d "$CLUSTER_DIR" '.agent.extraHostPaths = [$d]' <<< "$patch")
+  # kubectl turns the YAML into JSON, jq merges the overrides into the spec
+  sed "s|namespace: kube-fledged\$|namespace: $KF_NS|" "$cr" | kubectl create --dry-run=client -o json -f - |
+    jq --argjson p "$patch" '.spec = ((.spec // {}) * $p)'
+}
+
+do_operator_apply() {
+  kubectl get --raw /version >/dev/null || { echo "deploy: the cluster does not answer (kubectl get --raw /version)" >&2; exit 1; }
+  say "image ${IMAGE:-$PLACEHOLDER}, namespace $KF_NS"
+  if [ "$KF_NS" = kube-fledged ]; then apply namespace
+  else kubectl get namespace "$KF_NS" >/dev/null 2>&1 || kubectl create namespace "$KF_NS"; fi
+  kubectl apply -f "$OPDIR/crds/charts.helm.kubefledged.io_kubefledgeds_crd.yaml"
+  kubectl wait --for=condition=Established --timeout=60s "crd/$OP_CRD" >/dev/null
+  local f
+  for f in service_account.yaml clusterrole.yaml clusterrole_binding.yaml role.yaml role_binding.yaml operator.yaml; do
+    op_render "$f" | kubectl apply -f -
+  done
+  kubectl -n "$KF_NS" rollout status deployment/kubefledged-operator --timeout="$TIMEOUT"
+  say "operator ready"
+  local cr name
+  cr=$(op_cr)
+  name=$(jq -r .metadata.name <<< "$cr")
+  kubectl apply -f - <<< "$cr"
+  if ! kubectl -n "$KF_NS" wait --for=condition=Ready "kubefledged/$name" --timeout="$TIMEOUT" >/dev/null; then
+    echo "deploy: KubeFledged $KF_NS/$name is not Ready after $TIMEOUT; its status and the operator's log:" >&2
+    kubectl -n "$KF_NS" get kubefledged "$name" -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}' >&2
+    kubectl -n "$KF_NS" logs deployment/kubefledged-operator --tail=20 >&2 || true
+    exit 1
+  fi
+  say "KubeFledged $KF_NS/$name Ready: $(kubectl -n "$KF_NS" get kubefledged "$name" -o jsonpath='{.status.conditions[?(@.type=="Deployed")].message}')"
+  kubectl -n "$KF_NS" get pods -o wide
+}
+
+# op_force_cleanup NS NAME: what the operator's finalizer does, by hand (the operator is gone or stuck)
+op_force_cleanup() {
+  local uid
+  uid=$(kubectl -n "$1" get kubefledged "$2" -o jsonpath='{.metadata.uid}' 2>/dev/null) || return 0
+  say "KubeFledged $1/$2 still there: deleting the objects labelled $OP_OWNER_LABEL=$uid and its finalizer by hand"
+  kubectl delete validatingwebhookconfigurations,clusterrolebindings,clusterroles -l "$OP_OWNER_LABEL=$uid" --ignore-not-found
+  kubectl -n "$1" delete daemonsets,deployments,services,networkpolicies,secrets,leases,rolebindings,roles,serviceaccounts \
+    -l "$OP_OWNER_LABEL=$uid" --ignore-not-found
+  kubectl -n "$1" patch kubefledged "$2" --type=merge -p '{"metadata":{"finalizers":null}}' || true
+}
+
+do_operator_remove() {
+  say "removing kube-fledged and its operator"
+  if kubectl get crd "$OP_CRD" >/dev/null 2>&1; then
+    local kfs
+    kfs=$(kubectl get kubefledgeds -A -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}')
+    if [ -n "$kfs" ]; then
+      say "deleting every KubeFledged; the operator deletes what each installed: $(tr '\n' ' ' <<< "$kfs")"
+      kubectl delete kubefledgeds -A --all --wait=false
+      local ns name end
+      case $TIMEOUT in *m) end=$((SECONDS + ${TIMEOUT%m} * 60));; *) end=$((SECONDS + ${TIMEOUT%s}));; esac
+      while [ -n "$(kubectl get kubefledgeds -A -o name)" ] && [ $SECONDS -lt $end ]; do sleep 0.5; done
+      while read -r ns name; do [ -z "$name" ] || op_force_cleanup "$ns" "$name"; done <<< "$kfs"
+    fi
+  fi
+  if kubectl get namespace "$KF_NS" >/dev/null 2>&1; then
+    # the pods the operator's Deployments and DaemonSet left to the garbage collector, directly (see do_remove)
+    kubectl -n "$KF_NS" delete deployment kubefledged-operator --cascade=orphan --ignore-not-found
+    kubectl -n "$KF_NS" delete replicasets -l 'app.kubernetes.io/managed-by=kubefledged-operator' --cascade=orphan
+    kubectl -n "$KF_NS" delete replicasets -l name=kubefledged-operator --cascade=orphan
+    kubectl -n "$KF_NS" delete pods -l 'app.kubernetes.io/managed-by=kubefledged-operator' --wait=false
+    kubectl -n "$KF_NS" delete pods -l name=kubefledged-operator --wait=false
+    local end=$((SECONDS + 120))
+    while [ -n "$(kubectl -n "$KF_NS" get pods -o name 2>/dev/null)" ] && [ $SECONDS -lt $end ]; do sleep 0.5; done
+    say "the pods are gone"
+  fi
+  kubectl delete clusterrolebinding,clusterrole -l app=kubefledged-operator --ignore-not-found
+  kubectl delete crd "$OP_CRD" --ignore-not-found --timeout="$TIMEOUT"
+  kubectl delete namespace "$KF_NS" --ignore-not-found --timeout="$TIMEOUT"
+  # the controller's bindings for the agents' pull secrets, in the ImageCaches' namespaces
+  kubectl delete rolebindings -A -l app=kubefledged,kubefledged=kubefledged-agent --ignore-not-found
+  say "deleting the CRDs imagecaches.kubefledged.io and nodeimagecaches.kubefledged.io: this deletes every ImageCache"
+  say "in every namespace (and their Jobs) and every NodeImageCache; images already cached stay on the nodes"
+  kubectl delete crd imagecaches.kubefledged.io nodeimagecaches.kubefledged.io --ignore-not-found --timeout="$TIMEOUT"
+  say "kube-fledged and its operator removed"
+}
+
 case ${1:-} in
   yaml-apply) do_apply ;;
   yaml-remove) do_remove ;;
@@ -284,5 +395,7 @@ case ${1:-} in
   helm-install) helm_install ;;
   helm-uninstall) helm_uninstall ;;
   helm-upgrade-from-upstream) helm_upgrade_from_upstream ;;
+  operator-apply) do_operator_apply ;;
+  operator-remove) do_operator_remove ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -16,7 +16,7 @@ build_pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libjansson-dev
             libclang-rt-14-dev)
 testbed_pkgs=(golang-go etcd-server etcd-client containerd runc containernetworking-plugins docker-registry
               umoci busybox-static iptables iproute2 apache2-utils dpkg-dev curl jq openssl time
-              util-linux procps psmisc unzip wrk python3)
+              util-linux procps psmisc unzip wrk python3 python3-yaml)
 
 cross_archs=(arm64 armhf)
 cross_pkgs=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static jq curl)

@@ -13,15 +13,13 @@
  * --metrics-bind-address serves /metrics, /healthz and /readyz (docs/metrics.md) from the start, while
  * waiting for the lease too: a follower answers /healthz, and /readyz says it waits for the lease. */
 #include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
+#include "cmd_run.h"
 #include "cmds.h"
 #include "imagecache/ic_controller.h"
 #include "imagecache/ic_metrics.h"
@@ -35,42 +33,6 @@
 #include "util/version.h"
 
 static volatile int stop_flag;
-static volatile sig_atomic_t signals_seen;
-static volatile int leadership_lost;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	if (signals_seen++)
-		_exit(1);
-	stop_flag = 1;
-}
-
-#define LOST_EXIT_MS 5000
-
-static void *exit_soon(void *ud)
-{
-	(void)ud;
-	kf_sleep_ms(LOST_EXIT_MS);
-	LOG_ERROR("leader election lost: the workers did not stop within %d ms; exiting now", LOST_EXIT_MS);
-	_exit(1);
-	return NULL;
-}
-
-/* The elector has already fenced the client: no write can go out any more. Stop, and exit 1 (the
- * replica restarts as a follower); if the graceful stop takes longer than LOST_EXIT_MS, exit anyway. */
-static void on_lost(void *ud)
-{
-	(void)ud;
-	LOG_ERROR("leader election lost: writes are fenced; stopping and exiting");
-	leadership_lost = 1;
-	__atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED); /* read by the controller's threads */
-	pthread_t th;
-	if (pthread_create(&th, NULL, exit_soon, NULL) == 0)
-		pthread_detach(th);
-	else
-		_exit(1);
-}
 
 /* /healthz, /readyz (the metrics server's thread): ready once leading and the informers have listed. */
 static atomic_int leading;
@@ -268,11 +230,7 @@ static int run_controller(int argc, char **argv, int upstream)
 	LOG_INFO("kubefledged controller %s (%s) starting: API server %s, context %s", kf_version(), kf_git_version(),
 		 cfg->server, cfg->context ? cfg->context : "-");
 
-	struct sigaction sa_ = { 0 };
-	sa_.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa_, NULL);
-	sigaction(SIGINT, &sa_, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	cmd_handle_signals(&stop_flag);
 
 	default_helper = xasprintf("kubefledged/kubefledged:%s", kf_version());
 	agent_sa_full = !strcmp(agent_sa, "-") ? xstrdup("")
@@ -319,22 +277,12 @@ static int run_controller(int argc, char **argv, int upstream)
 	}
 
 	if (leader_elect) {
-		char host[128] = "";
-		gethostname(host, sizeof host - 1);
-		char suffix[8];
-		kf_random_suffix(suffix, 5);
-		char *identity = xasprintf("%s_%s", host, suffix);
-		struct kube_leader_opts lo = { *lease_ns ? lease_ns : ns, lease_name, identity, lease_ms, renew_ms,
-					       retry_ms, on_lost, NULL };
-		leader = kube_leader_new(client, &lo);
-		LOG_INFO("waiting to become leader (Lease %s/%s, identity %s)", lo.ns, lease_name, identity);
-		int got = kube_leader_acquire(leader, &stop_flag);
-		free(identity);
-		if (got < 0) {
+		leader = cmd_become_leader(client, *lease_ns ? lease_ns : ns, lease_name, lease_ms, renew_ms, retry_ms,
+					   &stop_flag);
+		if (!leader) {
 			rc = 0;
 			goto out;
 		}
-		LOG_INFO("became leader");
 	}
 	metric_set(is_leader, 1);
 	atomic_store(&leading, 1);
@@ -342,7 +290,7 @@ static int run_controller(int argc, char **argv, int upstream)
 	rc = ic_controller_run(ctl, &stop_flag) < 0 ? 1 : 0;
 	atomic_store(&leading, 0);
 	metric_set(is_leader, 0);
-	if (leadership_lost)
+	if (cmd_leadership_lost())
 		rc = 1;
 	struct ic_controller_stats s;
 	struct kube_client_stats ks;
@@ -370,10 +318,7 @@ out:
 	free(agent_sa_full);
 	json_decref(tolerations);
 	json_decref(resources);
-	if (leader) {
-		kube_leader_release(leader);
-		kube_leader_free(leader);
-	}
+	cmd_leader_done(leader);
 	kube_client_free(client);
 	kube_config_free(cfg);
 	flags_free(tab);

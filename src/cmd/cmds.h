@@ -10,6 +10,7 @@ int cmd_cri(int argc, char **argv);            /* cmd_cri.c: CRI/Docker image op
 int cmd_agent(int argc, char **argv);          /* cmd_agent.c: the node agent */
 int cmd_agent_sim(int argc, char **argv);      /* cmd_agent_sim.c: many simulated nodes' agents in one process */
 int cmd_plugin(int argc, char **argv);         /* cmd_plugin.c: `kubectl fledged` (started as kubectl-fledged) */
+int cmd_operator(int argc, char **argv);       /* cmd_operator.c: installs kube-fledged from KubeFledged objects */
 
 /* Upstream's entry points (main.c dispatches on argv[0]): the same commands with upstream's defaults.
  * kubefledged-controller: --leader-elect defaults to false (upstream had no leader election, and its

@@ -23,6 +23,7 @@ static const struct {
 	{ "agent", cmd_agent, "run the node agent: cache this node's NodeImageCache through its runtime" },
 	{ "agent-sim", cmd_agent_sim, "run the agents of many simulated nodes (scale tests)" },
 	{ "kubectl-fledged", cmd_plugin, "the kubectl plugin `kubectl fledged` (status, plan, refresh, purge)" },
+	{ "operator", cmd_operator, "run the operator: install kube-fledged from KubeFledged objects (render: offline)" },
 	{ "version", cmd_version, "print the version" },
 };
 

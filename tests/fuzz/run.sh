@@ -23,6 +23,8 @@
 #                    events, same end, the line cap held (seeds: tests/fuzz/seeds/watch)
 #   fuzz_kubeconfig  bytes -> kube_yaml_load_all() + kube_config_parse(): anchors, aliases, merge keys,
 #                    the alias budget (seeds: tests/fuzz/seeds/kubeconfig and tests/unit/data kubeconfigs)
+#   fuzz_operator    a byte (release name, CRDs) + a KubeFledged spec as JSON -> op_values_merge() + op_render():
+#                    a list of whole objects or an error, deterministic (seeds: tests/fuzz/seeds/operator)
 # Each target's file says its input format and invariants; seeds are in tests/fuzz/seeds/<target>.
 #
 # The corpus grows in tests/fuzz/corpus-<target>/ (git-ignored) and is reused by the next run.
@@ -35,7 +37,7 @@ out=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 cc=${CC_FUZZ:-clang}
 all_targets=(admission imagecache)
 all_targets+=(cri_grpc cri_docker imageref tracker wh_cabundle wh_certs)
-all_targets+=(watch kubeconfig)
+all_targets+=(watch kubeconfig operator)
 targets=${FUZZ_TARGETS:-${all_targets[*]}}
 mkdir -p "$out"
 
@@ -60,6 +62,10 @@ extra+=([watch]="kube/kube_watch.c kube/kube_client.c kube/kube_request.c kube/k
 extra+=([kubeconfig]="kube/kube_yaml.c kube/kube_config.c util/map.c")
 pkgs+=([watch]="libcurl" [kubeconfig]="yaml-0.1")
 seeds+=([watch]="$root/tests/fuzz/seeds/watch" [kubeconfig]="$root/tests/fuzz/seeds/kubeconfig")
+extra+=([operator]="kube/kube_yaml.c util/map.c operator/op_chart.c operator/op_values.c operator/op_render.c
+                    operator/op_render_controller.c operator/op_render_webhook.c operator/op_render_agent.c op_chart")
+pkgs+=([operator]="yaml-0.1")
+seeds+=([operator]="$root/tests/fuzz/seeds/operator")
 declare -A maxlen=([kubeconfig]=8192) # a kubeconfig is small; shorter inputs run ten times faster
 maxlen+=([wh_certs]=6144) # default 65536; the real Secret is about 5 KiB, and a 64 KiB bundle is ~100 certificates, all parsed
 for t in cri_grpc cri_docker imageref tracker wh_cabundle wh_certs; do seeds[$t]=$root/tests/fuzz/seeds/$t; done
@@ -75,6 +81,12 @@ for t in $targets; do
 				srcs+=("$out/pb/$p.pb-c.c")
 			done
 			inc=(-I"$out/pb" -I"$root/src/cri")
+		elif [ "$f" = op_chart ]; then # the chart the operator carries, embedded as the build does (src/CMakeLists.txt)
+			chart=$root/charts/kube-fledged files="op_chart_yaml=$chart/Chart.yaml|op_values_yaml=$chart/values.yaml" n=0
+			for c in "$chart"/crds/*.yaml; do files+="|op_crd_$n=$c"; n=$((n + 1)); done
+			cmake -DOUT="$out/op_chart_data.c" -DHEADER=operator/op_chart.h "-DFILES=$files" -DLIST=op_chart_crds \
+				-DLIST_PREFIX=op_crd_ -P "$root/cmake/embed.cmake" >/dev/null
+			srcs+=("$out/op_chart_data.c")
 		else
 			srcs+=("$root/src/$f")
 		fi
