@@ -3,13 +3,16 @@
 # Everything, from a fresh Debian 12 machine (make test; .ci/run calls this):
 #   deps -> build -> unit -> unit-asan -> unit-tsan -> unit-valgrind -> unit-arch (arm64 + armhf cross builds, their
 #   unit tests under qemu) -> image-test (the three-architecture image pushed to local registries: plain HTTP,
-#   TLS + htpasswd, TLS + token auth) -> fuzz (30 s per target) -> cluster-up -> e2e -> scale-jobs, scale-agent
+#   TLS + htpasswd, TLS + token auth) -> fuzz (30 s per target) -> cluster-up -> e2e (two shards, the second
+#   on a cluster of its own: hack/e2e-sharded.sh) -> scale-jobs, scale-agent
 #   (small scale runs) -> cluster-down
 # The cluster is torn down at the end whatever happened (also on Ctrl-C). Every step is timed; the
 # summary says which passed, failed or were skipped. Exit status: 0 only if every step passed.
 #
 #   TEST_NODES=2 TEST_NODE_LABELS='2:tier=backend'   the cluster e2e runs on (defaults shown)
-#   E2E=...                                          run only these e2e cases (see tests/e2e/run.sh)
+#   E2E=...                                          run only these e2e cases (see tests/e2e/run.sh); without
+#                                                    it, every case in two shards on two clusters at once
+#                                                    (hack/e2e-sharded.sh; E2E_SHARDS=1 for one)
 #   KEEP_CLUSTER=1                                   leave the cluster up at the end (for debugging)
 #   TEST_FUZZ_SECONDS=30                             how long each fuzz target runs
 #   TEST_ARCH=0                                      skip unit-arch and image-test (the arm builds under qemu,
@@ -76,7 +79,8 @@ step fuzz make --no-print-directory fuzz FUZZ_SECONDS="${TEST_FUZZ_SECONDS:-30}"
 cluster_started=1   # from here on, tear down at exit even if cluster-up fails half-way
 SCALE_MODES=${TEST_SCALE_MODES-jobs agent}
 if step cluster-up make --no-print-directory cluster-up NODES="$NODES" NODE_LABELS="$NODE_LABELS"; then
-  step e2e make --no-print-directory e2e E2E="${E2E:-}"
+  if [ -n "${E2E:-}" ]; then step e2e make --no-print-directory e2e E2E="$E2E"
+  else step e2e env NODES="$NODES" NODE_LABELS="$NODE_LABELS" hack/e2e-sharded.sh; fi
   for m in $SCALE_MODES; do
     # job mode at 50 x 2: this machine runs about 3 to 4 Jobs per second, and create and purge each make a
     # Job per pair. bench/scale.sh itself: the e2e step has built and pushed the image (make scale would
