@@ -43,9 +43,14 @@ static json_t *failure_for(json_t *entries, const char *hostname, int *more)
 	return NULL;
 }
 
-static struct cell jobs_cell(const struct plugin_node *n, const struct plugin_image *im, int wanted,
-			     int processing, json_t *failures)
+/* Job mode reads presence from the node's status, where the kubelet lists at most 50 images. When that
+ * list is full and does not show an image, the cache's own record decides: an image the last operation
+ * applied to this node (appliedSpec) without a failure for it was pulled there. */
+static struct cell jobs_cell(const struct plugin_node *n, const struct plugin_image *im, int wanted, int applied,
+			     const char *status, json_t *failures)
 {
+	int processing = status && !strcmp(status, IC_STATUS_PROCESSING);
+	int settled = status && (!strcmp(status, IC_STATUS_SUCCEEDED) || !strcmp(status, IC_STATUS_FAILED));
 	struct cell c = { 0 };
 	int more = 0;
 	json_t *f = failure_for(json_object_get(failures, im->canonical), n->hostname, &more);
@@ -64,6 +69,9 @@ static struct cell jobs_cell(const struct plugin_node *n, const struct plugin_im
 			c = (struct cell){ "Failed", IC_REASON_MORE_FAILURES,
 					   "one of the nodes status.failures does not name (at most 10 per image): see the "
 					   "ImageCache's Events" };
+		else if (full && applied && settled)
+			c = (struct cell){ "Present", NULL,
+					   "pulled by the last operation (the node's status lists 50 images, not this one)" };
 		else
 			c.state = full ? "Unknown" : "Missing";
 		return c;
@@ -139,7 +147,6 @@ json_t *plugin_matrix(json_t *cache, const struct plugin_nodes *nodes)
 	sb_release(&err);
 	json_t *st = pc.status;
 	const char *status = kf_jstr(st, "status", NULL);
-	int processing = status && !strcmp(status, IC_STATUS_PROCESSING);
 	int agent = nodes->mode == PLUGIN_MODE_AGENT;
 	int purged = !plugin_cache_wants(cache);
 	json_object_set_new(out, "mode", json_string(agent ? "agent" : "jobs"));
@@ -176,7 +183,7 @@ json_t *plugin_matrix(json_t *cache, const struct plugin_nodes *nodes)
 			if (!wants[i] && !has[i])
 				continue;
 			struct cell c = agent ? agent_cell(n, &im.v[i], wants[i])
-					      : jobs_cell(n, &im.v[i], wants[i], processing, failures);
+					      : jobs_cell(n, &im.v[i], wants[i], has[i], status, failures);
 			json_t *cj = json_pack("{s:s}", "state", c.state);
 			if (c.reason)
 				json_object_set_new(cj, "reason", json_string(c.reason));

@@ -150,10 +150,25 @@ static void matrix_job_mode_from_node_status_and_failures(void **state)
 		json_array_append_new(images, json_pack("{s:[s]}", "names", n));
 	}
 	json_array_clear(nope);
+	/* the node's list is full: what the last operation applied there without a failure was pulled */
+	m = matrix_of(cache, nodes, NULL, PLUGIN_MODE_JOBS);
+	expect_cell(m, "rk8s-node1", BUSYBOX, "Present");
+	assert_non_null(strstr(cell(m, "rk8s-node1", BUSYBOX, "message"), "pulled by the last operation"));
+	expect_cell(m, "rk8s-node2", BUSYBOX, "Present");
+	assert_null(cell(m, "rk8s-node2", BUSYBOX, "message")); /* reported by the kubelet */
+	json_decref(m);
+	json_object_set_new(st, "status", json_string("Processing"));
+	m = matrix_of(cache, nodes, NULL, PLUGIN_MODE_JOBS);
+	expect_cell(m, "rk8s-node1", BUSYBOX, "Pulling");
+	json_decref(m);
+	/* no record of an operation that applied it: the full list cannot tell */
+	json_object_set_new(st, "status", json_string("Failed"));
+	json_t *applied = json_incref(json_object_get(st, "appliedSpec"));
+	json_object_del(st, "appliedSpec");
 	m = matrix_of(cache, nodes, NULL, PLUGIN_MODE_JOBS);
 	expect_cell(m, "rk8s-node1", BUSYBOX, "Unknown");
-	expect_cell(m, "rk8s-node2", BUSYBOX, "Present");
 	json_decref(m);
+	json_object_set_new(st, "appliedSpec", applied);
 
 	/* an image the applied spec still names (a removal not done): Leftover while there, Deleting while
 	 * Processing, Removed once gone */
