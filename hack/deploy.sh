@@ -21,11 +21,12 @@
 #   hack/deploy.sh helm-upgrade-from-upstream
 #                                  make helm-upgrade-from-upstream: upgrade a release installed with upstream
 #                                  kube-fledged's chart (or any earlier one) to charts/kube-fledged. `helm
-#                                  upgrade` alone never touches the CRD, so first the CRD is replaced by the
-#                                  chart's (status subresource, printer columns; every ImageCache keeps its
-#                                  status); then a Deployment whose selector the new chart changes (they are
-#                                  immutable; upstream's own selectors are kept, so only nameOverride and the
-#                                  like change them) is deleted, for helm to create it again; then
+#                                  upgrade` alone never touches nor creates CRDs, so first the chart's CRDs
+#                                  replace the old (status subresource, printer columns; every ImageCache
+#                                  keeps its status) or are created (NodeImageCache); then a Deployment whose
+#                                  selector the new chart changes (they are immutable; upstream's own
+#                                  selectors are kept, so only nameOverride and the like change them) is
+#                                  deleted, for helm to create it again; then
 #                                  helm-install. The release's previous values are not reused: HELM_ARGS
 #                                  gives the new ones, and the ones upstream's chart needed that would break
 #                                  this one are named.
@@ -244,7 +245,7 @@ helm_uninstall() {
 }
 
 helm_upgrade_from_upstream() {
-  local rel chart crd=$CHART/crds/kubefledged-crd.yaml vals stale manifest name want have
+  local rel chart crd vals stale manifest name want have
   rel=$(helm list -n "$HELM_NS" --filter "^$RELEASE\$" -o json)
   [ "$(jq length <<< "$rel")" = 1 ] || { echo "deploy: no Helm release $RELEASE in namespace $HELM_NS (see helm list -A)" >&2; exit 1; }
   chart=$(jq -r '.[0].chart' <<< "$rel")
@@ -260,14 +261,18 @@ helm_upgrade_from_upstream() {
   fi
   [ -z "$stale" ] || say "of those, leave out (they were for upstream's images and its init container, see docs/deploy.md): $stale"
 
-  # 2. the CRD, which helm upgrade never touches: replaced whole (an apply would keep upstream's status
-  # schema, whose required fields and pruning stay), saved for later kubectl applies
-  if kubectl get crd imagecaches.kubefledged.io >/dev/null 2>&1; then
-    kubectl replace --save-config -f "$crd"
-  else
-    kubectl create --save-config -f "$crd"
-  fi
-  kubectl wait --for=condition=Established --timeout=60s crd/imagecaches.kubefledged.io >/dev/null
+  # 2. the CRDs, which helm upgrade never touches (nor creates: crds/ is read at install only): each replaced
+  # whole (an apply would keep upstream's status schema, whose required fields and pruning stay) or created
+  # (NodeImageCache, new in this chart: the agents wait for it), saved for later kubectl applies
+  for crd in "$CHART"/crds/*.yaml; do
+    name=$(kubectl create --dry-run=client -o jsonpath='{.metadata.name}' -f "$crd")
+    if kubectl get crd "$name" >/dev/null 2>&1; then
+      kubectl replace --save-config -f "$crd"
+    else
+      kubectl create --save-config -f "$crd"
+    fi
+    kubectl wait --for=condition=Established --timeout=60s "crd/$name" >/dev/null
+  done
   say "CRD imagecaches.kubefledged.io is the chart's: subresources $(kubectl get crd imagecaches.kubefledged.io -o jsonpath='{.spec.versions[0].subresources}')"
 
   # 3. Deployments whose selector would change: deleted, helm creates them again

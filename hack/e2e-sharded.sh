@@ -3,16 +3,18 @@
 #
 #   hack/e2e-sharded.sh
 #
-# Shard a runs on the cluster already up (KF_CLUSTER_DIR, default .cluster); shard b on a second test bed
-# cluster this script starts in build/cluster-e2e-b with the same nodes and labels, and stops at the end,
-# also on failure or Ctrl-C. Most of an e2e test is waiting on the cluster (pods starting, deadlines,
+# Shard a runs on the cluster already up (KF_CLUSTER_DIR, default .cluster: containerd nodes); shard b on a
+# second test bed cluster this script starts in build/cluster-e2e-b with the same nodes and labels, but
+# whose node 2 runs on Docker Engine (dockerd + the kubelet's dockershim), and stops at the end, also on
+# failure or Ctrl-C. So the controller suite in both modes (20-*), the in-cluster deployments (40-*, 41-*)
+# and the node agent (50-agent) run against a containerd node and a Docker node at once, and every other
+# case against containerd. Most of an e2e test is waiting on the cluster (pods starting, deadlines,
 # deploys), so two shards on two clusters take a little over half the time of one run, even on two cores.
-# Shard b: the deployment-shaped cases (21-*, 4*, 5*: in-cluster installs, Helm, upstream's manifests, the
-# operator, the agent's DaemonSet); shard a: every other case, so a new case file lands in one of them.
 # Each shard's lines are prefixed [a] / [b]; their logs are in build/e2e-logs/ as usual. Exit status 0 only
 # if both shards passed.
 #
-#   NODES, NODE_LABELS, NODE_RUNTIMES   the second cluster's nodes (as make cluster-up; default 2, 2:tier=backend)
+#   NODES, NODE_LABELS                  both clusters' nodes (as make cluster-up; default 2, 2:tier=backend)
+#   E2E_B_RUNTIMES='2:docker'           the second cluster's node runtimes (make cluster-up NODE_RUNTIMES)
 #   E2E_SHARDS=1                        one shard on the running cluster (no second cluster)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -23,7 +25,7 @@ for f in tests/e2e/cases/[0-9]*.sh; do
   base=$(basename "$f" .sh)
   grep -q '^test_[a-zA-Z0-9_]*()' "$f" || continue # libraries of other cases
   case $base in
-    21-*|4*|5*) cases_b+=("$base") ;;
+    20-*|40-*|41-*|50-agent) cases_b+=("$base") ;;
     *) cases_a+=("$base") ;;
   esac
 done
@@ -42,9 +44,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+b_runtimes=${E2E_B_RUNTIMES-2:docker}
 b_started=1 # from here on, stop it at exit even if up fails half-way
 KF_CLUSTER_DIR=$B_DIR testbed/up.sh --nodes "${NODES:-2}" --labels "${NODE_LABELS:-2:tier=backend}" \
-  ${NODE_RUNTIMES:+--runtimes "$NODE_RUNTIMES"} 2>&1 | sed 's/^/[b] /'
+  ${b_runtimes:+--runtimes "$b_runtimes"} 2>&1 | sed 's/^/[b] /'
 [ "${PIPESTATUS[0]}" = 0 ] || { echo "e2e-sharded: the second cluster did not start" >&2; exit 1; }
 
 # the image into each cluster's registry, one after the other (one build directory)
