@@ -226,7 +226,8 @@ static void test_render_switches(void **state)
 	(void)state;
 	json_t *objs = render("{\"webhookServer\": {\"enable\": false}, \"mode\": \"jobs\"}", NULL, 0, NULL);
 	assert_int_equal(count_kind(objs, "ValidatingWebhookConfiguration"), 0);
-	assert_int_equal(count_kind(objs, "Service"), 0);
+	assert_int_equal(count_kind(objs, "Service"), 1); /* the controller's metrics; no agents, no webhook */
+	assert_non_null(find(objs, "Service", "kube-fledged-controller-metrics"));
 	assert_int_equal(count_kind(objs, "Secret"), 0);
 	assert_int_equal(count_kind(objs, "DaemonSet"), 0);
 	assert_int_equal(count_kind(objs, "Deployment"), 1);
@@ -245,6 +246,23 @@ static void test_render_switches(void **state)
 	assert_true(has_arg(ctl, "7")); /* quote: the number as a string */
 	assert_true(has_arg(ctl, "--leader-elect=false"));
 	assert_int_equal(count_kind(objs, "Lease"), 0);
+	json_decref(objs);
+
+	/* metrics: the controller's server off, the agents' Service kept, the ServiceMonitor with its labels */
+	objs = render("{\"controller\": {\"metricsPort\": 0}, \"serviceMonitor\": {\"enabled\": true, "
+		      "\"labels\": {\"release\": \"prometheus\"}}}", NULL, 0, NULL);
+	ctl = find(objs, "Deployment", "kube-fledged-controller");
+	assert_true(has_arg(ctl, "--metrics-bind-address=0"));
+	assert_null(json_object_get(json_array_get(kf_jget(ctl, "spec", "template", "spec", "containers", NULL), 0), "ports"));
+	assert_null(find(objs, "Service", "kube-fledged-controller-metrics"));
+	json_t *agents = find(objs, "Service", "kube-fledged-agent-metrics");
+	assert_string_equal(kf_jstr(agents, "spec", "clusterIP", NULL), "None");
+	assert_string_equal(kf_jstr(agents, "metadata", "annotations", "prometheus.io/port", NULL), "8080");
+	json_t *sm = find(objs, "ServiceMonitor", "kube-fledged");
+	assert_non_null(sm);
+	assert_string_equal(kf_jstr(sm, "metadata", "labels", "release", NULL), "prometheus");
+	/* after the Lease and before the ValidatingWebhookConfiguration, as Helm orders kinds it does not know */
+	assert_string_equal(kf_jstr(json_array_get(objs, json_array_size(objs) - 2), "kind", NULL), "ServiceMonitor");
 	json_decref(objs);
 }
 
@@ -274,6 +292,12 @@ static void test_render_errors_name_the_value(void **state)
 	expect_error("{\"controllerReplicaCount\": [2]}", NULL, "controllerReplicaCount: must be a single value, not a list");
 	expect_error("{\"image\": {\"tag\": 5}}", NULL, "image.tag: must be a string, not number 5");
 	expect_error("{\"agent\": {\"extraHostPaths\": \"/srv\"}}", NULL, "agent.extraHostPaths: must be a list");
+	expect_error("{\"metricsService\": {\"annotations\": [\"a\"]}}", NULL,
+		     "metricsService.annotations: must be a map, not array");
+	expect_error("{\"serviceMonitor\": {\"enabled\": true, \"labels\": \"release=prometheus\"}}", NULL,
+		     "serviceMonitor.labels: must be a map, not string");
+	expect_error("{\"controller\": {\"metricsPort\": {\"a\": 1}}}", NULL,
+		     "controller.metricsPort: must be a single value, not a map");
 	expect_error(NULL, "Upper", "release name \"Upper\"");
 	expect_error(NULL, "a-release-name-of-fifty-four-characters-is-one-too-man", "at most 53 characters");
 	expect_error(NULL, "-x", "release name \"-x\"");
