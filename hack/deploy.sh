@@ -353,6 +353,11 @@ op_force_cleanup() {
   kubectl delete validatingwebhookconfigurations,clusterrolebindings,clusterroles -l "$OP_OWNER_LABEL=$uid" --ignore-not-found
   kubectl -n "$1" delete daemonsets,deployments,services,networkpolicies,secrets,leases,rolebindings,roles,serviceaccounts \
     -l "$OP_OWNER_LABEL=$uid" --ignore-not-found
+  # the Prometheus Operator's kind (serviceMonitor.enabled), only where its CRD is installed: kubectl refuses a
+  # resource type the cluster does not know
+  if kubectl api-resources --api-group=monitoring.coreos.com -o name 2>/dev/null | grep -qx servicemonitors.monitoring.coreos.com; then
+    kubectl -n "$1" delete servicemonitors.monitoring.coreos.com -l "$OP_OWNER_LABEL=$uid" --ignore-not-found
+  fi
   kubectl -n "$1" patch kubefledged "$2" --type=merge -p '{"metadata":{"finalizers":null}}' || true
 }
 

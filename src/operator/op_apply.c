@@ -9,10 +9,12 @@
 
 const struct kube_resource OP_KUBEFLEDGEDS = { OP_GROUP, OP_VERSION, "kubefledgeds", OP_KIND, 1 };
 
-/* Every kind the chart renders (and the CRDs of crds/). */
+/* Every kind the chart renders (and the CRDs of crds/). A kind with a hint comes from a CRD that a cluster
+ * may not have installed (the Prometheus Operator's ServiceMonitor); the hint says what to do then. */
 static const struct {
 	const char *api_version;
 	struct kube_resource res;
+	const char *missing_hint;
 } kinds[] = {
 	{ "v1", { "", "v1", "serviceaccounts", "ServiceAccount", 1 } },
 	{ "v1", { "", "v1", "secrets", "Secret", 1 } },
@@ -28,6 +30,9 @@ static const struct {
 	  { "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", 0 } },
 	{ "admissionregistration.k8s.io/v1",
 	  { "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", 0 } },
+	{ "monitoring.coreos.com/v1",
+	  { "monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", 1 },
+	  "install the Prometheus Operator's CRDs, or set serviceMonitor.enabled: false" },
 	{ "apiextensions.k8s.io/v1",
 	  { "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", 0 } },
 };
@@ -109,6 +114,10 @@ json_t *op_list_owned(struct kube_client *c, const char *uid, const char *ns, st
 		sb_adds(&path, "?labelSelector=");
 		sb_add_urlencoded(&path, sel.buf);
 		json_t *list = kube_get(c, path.buf, err);
+		/* a 404 on a list means the API server does not serve the kind (an empty namespace lists as
+		 * empty): a CRD's kind the cluster lacks, of which nothing can have been applied */
+		if (!list && kinds[i].missing_hint && kube_err_is_not_found(err))
+			continue;
 		if (!list) {
 			char what[80];
 			snprintf(what, sizeof what, "listing %s", r->plural);
@@ -130,6 +139,38 @@ json_t *op_list_owned(struct kube_client *c, const char *uid, const char *ns, st
 	sb_release(&path);
 	sb_release(&sel);
 	return out;
+}
+
+int op_kind_served(struct kube_client *c, json_t *obj, struct strbuf *msg, struct kube_err *err)
+{
+	const char *api_version = kf_jstr(obj, "apiVersion", NULL), *kind = kf_jstr(obj, "kind", NULL);
+	size_t k = 0, i;
+	while (k < ARRAY_SIZE(kinds) && !(api_version && kind && !strcmp(kinds[k].api_version, api_version) &&
+					  !strcmp(kinds[k].res.kind, kind)))
+		k++;
+	if (k == ARRAY_SIZE(kinds) || !kinds[k].missing_hint)
+		return 1;
+	const struct kube_resource *r = &kinds[k].res;
+	struct strbuf path = STRBUF_INIT;
+	sb_addf(&path, "/apis/%s/%s", r->group, r->version);
+	json_t *disco = kube_get(c, path.buf, err);
+	sb_release(&path);
+	if (!disco && !kube_err_is_not_found(err))
+		return -1;
+	/* a 404 (the group or version is not served at all) or a version without the resource */
+	int served = 0;
+	json_t *res;
+	json_array_foreach(json_object_get(disco, "resources"), i, res) {
+		const char *name = kf_jstr(res, "name", NULL);
+		served |= name && !strcmp(name, r->plural);
+	}
+	json_decref(disco);
+	if (!served) {
+		char name[400];
+		sb_addf(msg, "%s: the cluster has no kind %s (%s %s): %s", op_object_name(obj, name, sizeof name), r->kind,
+			api_version, r->plural, kinds[k].missing_hint);
+	}
+	return served;
 }
 
 static void object_path(struct strbuf *sb, const struct kube_resource *r, json_t *obj)

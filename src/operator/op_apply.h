@@ -53,12 +53,20 @@ const char *op_object_name(json_t *obj, char *buf, size_t n);
 void op_decorate(json_t *desired, json_t *kf);
 
 /* Every object labelled with owner uid, of every kind the chart can render (namespaced ones in ns): a new
- * array, or NULL with err set. */
+ * array, or NULL with err set. A CRD's kind the cluster does not serve (the list answers 404) has no
+ * objects, so that a cluster without the Prometheus Operator can still install and uninstall. */
 json_t *op_list_owned(struct kube_client *c, const char *uid, const char *ns, struct kube_err *err);
 
 /* Whether the object may be applied for the owner uid: 1 (it does not exist, or carries our label), 0 (a
  * conflict: msg says who has it), -1 (the API failed: err). */
 int op_may_apply(struct kube_client *c, json_t *obj, const char *uid, struct strbuf *msg, struct kube_err *err);
+
+/* Whether the API server serves obj's kind: 1 (yes, or a built-in kind, not asked), 0 (a CRD's kind the
+ * cluster has not installed, e.g. ServiceMonitor without the Prometheus Operator: msg says which and what
+ * to do), -1 (the API failed: err). One discovery GET (/apis/<group>/<version>) per call for such kinds.
+ * Asked before the first write, so that values needing a missing CRD change nothing, as with Helm ("no
+ * matches for kind ... ensure CRDs are installed first"). */
+int op_kind_served(struct kube_client *c, json_t *obj, struct strbuf *msg, struct kube_err *err);
 
 /* Server-side apply of obj. Returns the object as stored (new reference), or NULL with err. A Deployment or
  * DaemonSet whose selector changed (immutable) is deleted and applied again. */

@@ -134,6 +134,20 @@ void r_with_block(struct op_rctx *r, json_t *obj, const char *key, const char *p
 	json_object_set_new(obj, key, json_deep_copy(v));
 }
 
+void r_with_merge(struct op_rctx *r, json_t *obj, const char *path)
+{
+	json_t *v = r_val(r, path);
+	if (!op_truthy(v))
+		return;
+	if (!json_is_object(v)) {
+		r_fail(r, path, "must be a map, not %s %s", kf_json_type_name(v), shown(r, v));
+		return;
+	}
+	json_t *copy = json_deep_copy(v);
+	json_object_update(obj, copy);
+	json_decref(copy);
+}
+
 void r_range_quoted(struct op_rctx *r, json_t *arr, const char *path)
 {
 	json_t *v = r_val(r, path), *it;
@@ -318,13 +332,13 @@ json_t *h_service_account(struct op_rctx *r, const char *name, const char *name_
 
 /* ---- op_render ---- */
 
-/* Helm's install order (releaseutil.InstallOrder) for the kinds the chart has; Lease and
- * ValidatingWebhookConfiguration are not in Helm's list, which puts them last: the configuration after the
- * webhook's Deployment, so that it is never in force before its server exists. */
+/* Helm's install order (releaseutil.InstallOrder) for the kinds the chart has; Lease, ServiceMonitor and
+ * ValidatingWebhookConfiguration are not in Helm's list, which puts them last, in alphabetical order: the
+ * configuration after the webhook's Deployment, so that it is never in force before its server exists. */
 static const char *const kind_order[] = {
 	"Namespace", "NetworkPolicy", "ServiceAccount", "Secret", "ConfigMap", "CustomResourceDefinition",
 	"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "DaemonSet", "Deployment", "Lease",
-	"ValidatingWebhookConfiguration",
+	"ServiceMonitor", "ValidatingWebhookConfiguration",
 };
 
 int op_kind_rank(const char *kind)
@@ -367,7 +381,8 @@ json_t *op_render(const struct op_chart *chart, const struct op_release *rel, js
 	/* the template files in helm's order (by name); `fail` in any of them stops the whole render */
 	void (*const templates[])(struct op_rctx *) = {
 		t_agent_daemonset, t_agent_rbac, t_agent_serviceaccount, t_controller_deployment,
-		t_controller_lease, t_controller_rbac, t_controller_serviceaccount, t_validatingwebhook,
+		t_controller_lease, t_controller_rbac, t_controller_serviceaccount, t_metrics_service,
+		t_servicemonitor, t_validatingwebhook,
 		t_webhook_deployment, t_webhook_networkpolicy, t_webhook_rbac, t_webhook_secret, t_webhook_service,
 		t_webhook_serviceaccount,
 	};

@@ -2,9 +2,9 @@
  * set of values, as JSON, without Helm.
  *
  * One function per template file of charts/kube-fledged/templates (op_render_controller.c,
- * op_render_webhook.c, op_render_agent.c), written to read like the template it mirrors: the same
- * conditions, the same defaults, and values printed into the manifest read back as YAML would read them
- * (a replica count given as the string "3" is the number 3). Where the chart would render something the API
+ * op_render_webhook.c, op_render_agent.c, op_render_metrics.c), written to read like the template it
+ * mirrors: the same conditions, the same defaults, and values printed into the manifest read back as YAML
+ * would read them (a replica count given as the string "3" is the number 3). Where the chart would render something the API
  * server must refuse (a list where a map belongs, a name that is not text) or calls `fail`, rendering stops
  * with a message naming the value, and nothing is returned: the caller never applies half a release.
  *

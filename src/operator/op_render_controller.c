@@ -40,12 +40,18 @@ void t_controller_deployment(struct op_rctx *r)
 		r_item(r, args, r_fmt(r, "--jobs-max-surge=%s", r_text(r, "args.controllerJobsMaxSurge")));
 	r_item(r, args, r_fmt(r, "--leader-elect=%s", r_text(r, "args.controllerLeaderElect")));
 	r_item(r, args, r_fmt(r, "--leader-elect-resource-name=%s", name));
+	int metrics = r_true(r, "controller.metricsPort");
+	r_item(r, args, metrics ? r_fmt(r, "--metrics-bind-address=:%s", r_text(r, "controller.metricsPort"))
+				: "--metrics-bind-address=0");
 	r_range_quoted(r, args, "args.controllerExtraArgs");
 	json_object_set_new(c, "args", args);
 	json_object_set_new(c, "env", json_pack("[o, {s:s, s:o}, {s:s, s:o}]", h_env_namespace(),
 		"name", "KUBEFLEDGED_CRI_CLIENT_IMAGE",
 		"value", r_scalar(r, "image.kubefledgedCRIClientRepository", h_image(r, "image.kubefledgedCRIClientRepository")),
 		"name", "BUSYBOX_IMAGE", "value", r_scalar(r, "image.busyboxImageRepository", h_busybox_image(r))));
+	if (metrics)
+		json_object_set_new(c, "ports", json_pack("[{s:s, s:o}]", "name", "metrics", "containerPort",
+							  r_scalar_of(r, "controller.metricsPort")));
 	r_with_block(r, c, "resources", "resources", JSON_OBJECT);
 	r_with_block(r, c, "securityContext", "securityContext", JSON_OBJECT);
 	json_object_set_new(pod, "containers", json_pack("[o]", c));

@@ -51,6 +51,10 @@ const char *r_fmt(struct op_rctx *r, const char *fmt, ...) __attribute__((format
 /* `{{- with .Values.<path> }} key: {{ toYaml . }}`: sets obj[key] to a copy of the value when it is true;
  * an error when it is true but not of the type the field needs (JSON_ARRAY or JSON_OBJECT). */
 void r_with_block(struct op_rctx *r, json_t *obj, const char *key, const char *path, json_type type);
+/* `{{- with .Values.<path> }}{{- toYaml . | nindent N }}{{- end }}` among other keys of a map: copies each
+ * key of the value into obj (a key obj has already is overwritten, as the later of two duplicate keys wins
+ * when the manifest is read); an error when the value is true but not a map. */
+void r_with_merge(struct op_rctx *r, json_t *obj, const char *path);
 /* `{{- range .Values.<path> }} - {{ . | quote }}`: appends each item's text, as a string, to arr; nil is
  * no items; an error for anything but a list of scalars. */
 void r_range_quoted(struct op_rctx *r, json_t *arr, const char *path);
@@ -74,7 +78,7 @@ const char *h_secret_name(struct op_rctx *r);
 const char *h_image(struct op_rctx *r, const char *override_path); /* printf "%s:%s" (default repo X) tag */
 const char *h_busybox_image(struct op_rctx *r);
 /* kubefledged.labels / kubefledged.selectorLabels of a component ("controller", "webhook-server",
- * "agent"): new objects. */
+ * "agent", "metrics"): new objects. */
 json_t *h_labels(struct op_rctx *r, const char *component);
 json_t *h_selector(struct op_rctx *r, const char *component);
 /* metadata: name (read back as YAML), namespace (when ns), labels of component. New object. */
@@ -110,5 +114,7 @@ void t_webhook_rbac(struct op_rctx *r);
 void t_webhook_secret(struct op_rctx *r);
 void t_webhook_service(struct op_rctx *r);
 void t_webhook_serviceaccount(struct op_rctx *r);
+void t_metrics_service(struct op_rctx *r);
+void t_servicemonitor(struct op_rctx *r);
 
 #endif

@@ -91,8 +91,6 @@ void t_webhook_deployment(struct op_rctx *r)
 			    h_metadata(r, h_webhook_name(r), 1, WH), "spec", spec));
 }
 
-/* Not in the chart of this tree yet (it comes with the webhook hardening): rendered only when the values
- * have webhookServer.networkPolicy.enabled, which the chart's defaults then set. */
 void t_webhook_networkpolicy(struct op_rctx *r)
 {
 	if (!r_true(r, "webhookServer.enable") || !r_true(r, "webhookServer.networkPolicy.enabled"))
@@ -127,7 +125,11 @@ void t_webhook_rbac(struct op_rctx *r)
 								 h_vwc_name(r), "get patch list watch"))));
 		json_t *own = h_rule("", "secrets", NULL, "get update list watch");
 		json_object_set_new(own, "resourceNames", json_pack("[s]", h_secret_name(r))); /* | quote */
-		r_emit(r, h_role(r, "Role", name, 1, WH, json_pack("[o, o]", own, h_rule("", "secrets", NULL, "create"))));
+		json_t *rules = json_pack("[o]", own);
+		/* secret.create=false: the first replica creates the Secret, and create cannot be limited by name */
+		if (!r_true(r, "secret.create"))
+			json_array_append_new(rules, h_rule("", "secrets", NULL, "create"));
+		r_emit(r, h_role(r, "Role", name, 1, WH, rules));
 	}
 	if (r_true(r, "clusterRoleBinding.create")) {
 		if (vwc)

@@ -7,9 +7,11 @@
  *     - type: Deployed                 True: every rendered object is applied (and nothing unrendered left);
  *       status: "True"                 False: RenderFailed (a value is wrong: the message names it; nothing
  *       reason: Applied                was changed), Conflict (an object of that name belongs to someone
- *       message: 14 objects applied    else), ApplyFailed (the API refused an object), WaitingForWebhook
- *       observedGeneration: 4          (the ValidatingWebhookConfiguration waits for a ready webhook server)
- *       lastTransitionTime: ...        changes only when status does
+ *       message: 14 objects applied    else), MissingCRD (the values render a kind the cluster lacks, e.g. a
+ *       observedGeneration: 4          ServiceMonitor; nothing was changed), ApplyFailed (the API refused
+ *       lastTransitionTime: ...        an object), WaitingForWebhook (the ValidatingWebhookConfiguration
+ *                                      waits for a ready webhook server); lastTransitionTime changes only
+ *                                      when status does
  *     - type: Ready                    True: Available (every Deployment and DaemonSet rolled out and
  *       status: "False"                available, the webhook's caBundle set); False: Progressing, with what
  *       reason: Progressing            is missing
@@ -29,7 +31,7 @@
 struct op_outcome {
 	json_int_t generation;
 	int deployed;                /* 1 True, 0 False */
-	const char *deployed_reason; /* Applied, RenderFailed, Conflict, ApplyFailed, WaitingForWebhook */
+	const char *deployed_reason; /* Applied, RenderFailed, Conflict, MissingCRD, ApplyFailed, WaitingForWebhook */
 	const char *deployed_msg;
 	int ready;                   /* 1 True, 0 False, -1 keep the previous Ready condition */
 	const char *ready_reason;

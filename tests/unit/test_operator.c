@@ -1,7 +1,8 @@
 /* test_operator.c - the operator's pure parts: Helm's value merge, the Go-template semantics the renderer
  * relies on, rendering (what each switch renders, errors that name the value), ownership decoration,
- * readiness and status. Equality with `helm template` over many value files is operator-parity.sh's job;
- * the sync against a real API server is the e2e case 43-operator's. */
+ * readiness and status; and how it reads a cluster without a CRD's kind (ServiceMonitor), against the
+ * scripted responder of http_script.h. Equality with `helm template` over many value files is
+ * operator-parity.sh's job; the sync against a real API server is the e2e case 43-operator's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_script.h"
 #include "kube/kube_yaml.h"
 #include "operator/op_apply.h"
 #include "operator/op_chart.h"
@@ -226,7 +228,8 @@ static void test_render_switches(void **state)
 	(void)state;
 	json_t *objs = render("{\"webhookServer\": {\"enable\": false}, \"mode\": \"jobs\"}", NULL, 0, NULL);
 	assert_int_equal(count_kind(objs, "ValidatingWebhookConfiguration"), 0);
-	assert_int_equal(count_kind(objs, "Service"), 0);
+	assert_int_equal(count_kind(objs, "Service"), 1); /* the controller's metrics; no agents, no webhook */
+	assert_non_null(find(objs, "Service", "kube-fledged-controller-metrics"));
 	assert_int_equal(count_kind(objs, "Secret"), 0);
 	assert_int_equal(count_kind(objs, "DaemonSet"), 0);
 	assert_int_equal(count_kind(objs, "Deployment"), 1);
@@ -245,6 +248,23 @@ static void test_render_switches(void **state)
 	assert_true(has_arg(ctl, "7")); /* quote: the number as a string */
 	assert_true(has_arg(ctl, "--leader-elect=false"));
 	assert_int_equal(count_kind(objs, "Lease"), 0);
+	json_decref(objs);
+
+	/* metrics: the controller's server off, the agents' Service kept, the ServiceMonitor with its labels */
+	objs = render("{\"controller\": {\"metricsPort\": 0}, \"serviceMonitor\": {\"enabled\": true, "
+		      "\"labels\": {\"release\": \"prometheus\"}}}", NULL, 0, NULL);
+	ctl = find(objs, "Deployment", "kube-fledged-controller");
+	assert_true(has_arg(ctl, "--metrics-bind-address=0"));
+	assert_null(json_object_get(json_array_get(kf_jget(ctl, "spec", "template", "spec", "containers", NULL), 0), "ports"));
+	assert_null(find(objs, "Service", "kube-fledged-controller-metrics"));
+	json_t *agents = find(objs, "Service", "kube-fledged-agent-metrics");
+	assert_string_equal(kf_jstr(agents, "spec", "clusterIP", NULL), "None");
+	assert_string_equal(kf_jstr(agents, "metadata", "annotations", "prometheus.io/port", NULL), "8080");
+	json_t *sm = find(objs, "ServiceMonitor", "kube-fledged");
+	assert_non_null(sm);
+	assert_string_equal(kf_jstr(sm, "metadata", "labels", "release", NULL), "prometheus");
+	/* after the Lease and before the ValidatingWebhookConfiguration, as Helm orders kinds it does not know */
+	assert_string_equal(kf_jstr(json_array_get(objs, json_array_size(objs) - 2), "kind", NULL), "ServiceMonitor");
 	json_decref(objs);
 }
 
@@ -274,6 +294,12 @@ static void test_render_errors_name_the_value(void **state)
 	expect_error("{\"controllerReplicaCount\": [2]}", NULL, "controllerReplicaCount: must be a single value, not a list");
 	expect_error("{\"image\": {\"tag\": 5}}", NULL, "image.tag: must be a string, not number 5");
 	expect_error("{\"agent\": {\"extraHostPaths\": \"/srv\"}}", NULL, "agent.extraHostPaths: must be a list");
+	expect_error("{\"metricsService\": {\"annotations\": [\"a\"]}}", NULL,
+		     "metricsService.annotations: must be a map, not array");
+	expect_error("{\"serviceMonitor\": {\"enabled\": true, \"labels\": \"release=prometheus\"}}", NULL,
+		     "serviceMonitor.labels: must be a map, not string");
+	expect_error("{\"controller\": {\"metricsPort\": {\"a\": 1}}}", NULL,
+		     "controller.metricsPort: must be a single value, not a map");
 	expect_error(NULL, "Upper", "release name \"Upper\"");
 	expect_error(NULL, "a-release-name-of-fifty-four-characters-is-one-too-man", "at most 53 characters");
 	expect_error(NULL, "-x", "release name \"-x\"");
@@ -391,6 +417,104 @@ static void test_status_conditions(void **state)
 	json_decref(objs);
 }
 
+/* kube-apiserver v1.20 answers a path no API group serves (a CRD's group that is not installed) with Go's
+ * http.NotFound: 404 and this plain text, not a Status. */
+#define PAGE_NOT_FOUND "404 page not found\n"
+#define EMPTY_LIST "{\"kind\":\"List\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"7\"},\"items\":[]}"
+
+static struct kube_client *client_for(struct hs *s)
+{
+	char url[64];
+	hs_url(s, url, sizeof url);
+	struct kube_config cfg = { .server = url, .namespace = "ns" };
+	struct kube_client_opts o = { .timeout_ms = 10000 };
+	struct strbuf err = STRBUF_INIT;
+	struct kube_client *c = kube_client_new(&cfg, &o, &err);
+	assert_non_null(c);
+	sb_release(&err);
+	return c;
+}
+
+/* Listing what a KubeFledged owns lists every kind the chart can render; in a cluster without the Prometheus
+ * Operator the ServiceMonitor list is a 404, which means none exist (else no KubeFledged could be applied or
+ * uninstalled there); a 404 for a built-in kind is still an error. */
+static void test_list_owned_without_a_crds_kind(void **state)
+{
+	(void)state;
+	struct hs_step steps[13];
+	for (size_t i = 0; i < 12; i++)
+		steps[i] = (struct hs_step){ 200, NULL, EMPTY_LIST, 0, 0, 0, 0 };
+	steps[12] = (struct hs_step){ 404, NULL, PAGE_NOT_FOUND, 0, 0, 0, 0 };
+	struct hs s;
+	assert_int_equal(hs_start(&s, steps, ARRAY_SIZE(steps)), 0);
+	struct kube_client *c = client_for(&s);
+	struct kube_err err;
+	json_t *owned = op_list_owned(c, "u1", "ns", &err);
+	if (!owned)
+		fail_msg("op_list_owned: %s", err.msg);
+	assert_int_equal(json_array_size(owned), 0);
+	assert_int_equal(hs_requests(&s), 13);
+	assert_non_null(strstr(s.log[12], "GET /apis/monitoring.coreos.com/v1/namespaces/ns/servicemonitors?labelSelector="));
+	json_decref(owned);
+	kube_client_free(c);
+	hs_stop(&s);
+
+	const struct hs_step gone[] = { { 404, NULL, PAGE_NOT_FOUND, 0, 0, 0, 0 } };
+	assert_int_equal(hs_start(&s, gone, ARRAY_SIZE(gone)), 0);
+	c = client_for(&s);
+	assert_null(op_list_owned(c, "u1", "ns", &err));
+	assert_int_equal(err.code, 404);
+	assert_true(!strncmp(err.msg, "listing serviceaccounts: ", 25));
+	kube_client_free(c);
+	hs_stop(&s);
+}
+
+/* Before the first write, the operator asks discovery whether the cluster has a CRD's kind it is about to
+ * apply: a missing group or version (404), or a version without the resource, is a clear refusal naming
+ * the object and the way out; built-in kinds are not asked about. */
+static void test_kind_served(void **state)
+{
+	(void)state;
+	const struct hs_step steps[] = {
+		{ 404, NULL, PAGE_NOT_FOUND, 0, 0, 0, 0 },
+		{ 200, NULL, "{\"kind\":\"APIResourceList\",\"apiVersion\":\"v1\",\"groupVersion\":\"monitoring.coreos.com/v1\","
+			     "\"resources\":[{\"name\":\"podmonitors\",\"namespaced\":true,\"kind\":\"PodMonitor\"}]}", 0, 0, 0, 0 },
+		{ 200, NULL, "{\"kind\":\"APIResourceList\",\"apiVersion\":\"v1\",\"groupVersion\":\"monitoring.coreos.com/v1\","
+			     "\"resources\":[{\"name\":\"servicemonitors\",\"namespaced\":true,\"kind\":\"ServiceMonitor\"}]}",
+		  0, 0, 0, 0 },
+		{ 403, NULL, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"forbidden\","
+			     "\"reason\":\"Forbidden\",\"code\":403}", 0, 0, 0, 0 },
+	};
+	struct hs s;
+	assert_int_equal(hs_start(&s, steps, ARRAY_SIZE(steps)), 0);
+	struct kube_client *c = client_for(&s);
+	struct kube_err err;
+	struct strbuf msg = STRBUF_INIT;
+	json_t *sm = J("{\"apiVersion\": \"monitoring.coreos.com/v1\", \"kind\": \"ServiceMonitor\", "
+		       "\"metadata\": {\"name\": \"kube-fledged\", \"namespace\": \"ns\"}}");
+	json_t *svc = J("{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {\"name\": \"a\", \"namespace\": \"ns\"}}");
+	assert_int_equal(op_kind_served(c, svc, &msg, &err), 1);
+	assert_int_equal(hs_requests(&s), 0);
+	assert_int_equal(op_kind_served(c, sm, &msg, &err), 0);
+	assert_string_equal(msg.buf, "ServiceMonitor ns/kube-fledged: the cluster has no kind ServiceMonitor "
+				     "(monitoring.coreos.com/v1 servicemonitors): install the Prometheus Operator's CRDs, "
+				     "or set serviceMonitor.enabled: false");
+	assert_string_equal(s.log[0], "GET /apis/monitoring.coreos.com/v1");
+	sb_reset(&msg);
+	assert_int_equal(op_kind_served(c, sm, &msg, &err), 0);
+	assert_non_null(strstr(msg.buf, "the cluster has no kind ServiceMonitor"));
+	sb_reset(&msg);
+	assert_int_equal(op_kind_served(c, sm, &msg, &err), 1);
+	assert_int_equal(msg.len, 0);
+	assert_int_equal(op_kind_served(c, sm, &msg, &err), -1);
+	assert_int_equal(err.code, 403);
+	json_decref(sm);
+	json_decref(svc);
+	sb_release(&msg);
+	kube_client_free(c);
+	hs_stop(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +528,8 @@ int main(void)
 		cmocka_unit_test(test_decorate_owner),
 		cmocka_unit_test(test_readiness),
 		cmocka_unit_test(test_status_conditions),
+		cmocka_unit_test(test_list_owned_without_a_crds_kind),
+		cmocka_unit_test(test_kind_served),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
