@@ -61,6 +61,7 @@ struct ic_cache_state {
 	struct ic_op *op;
 	int op_running;           /* op != NULL, readable under ctl->mu */
 	int first_sync_done;      /* leftovers of a previous controller dealt with */
+	int status_folded;        /* tried once to bring the status annotation back into status */
 	enum ic_op_type resume;   /* an interrupted operation to run again */
 	int refresh_due;          /* the periodic refresh ticked while no operation ran */
 	struct map new_nodes;     /* nodes that joined or started matching a list since the last operation */

@@ -225,8 +225,22 @@ static int decide(struct ic_controller *ctl, struct ic_cache_state *st, json_t *
 		map_free(&st->new_nodes, NULL);
 		pthread_mutex_unlock(&ctl->mu);
 	}
-	if (req.type != IC_OP_NONE)
+	if (req.type != IC_OP_NONE) {
 		rc = ic_op_start(ctl, st, obj, spec, &req, requeue_ms);
+	} else if (!edit && !st->status_folded && has_annotation(obj, IC_ANNOTATION_STATUS) &&
+		   !atomic_load(&ctl->crd_prunes_status)) {
+		/* our fields still ride in the annotation of upstream's CRD, which may have been replaced by ours
+		 * since: write the status whole (the write removes the annotation once the CRD keeps them, or
+		 * finds that it still prunes them) rather than wait for the next operation; once per cache, so a
+		 * removal that keeps failing cannot turn into a loop of writes */
+		st->status_folded = 1;
+		json_t *whole = json_deep_copy(view);
+		ic_status_decorate(whole, view, gen, NULL, time(NULL));
+		char *hash = ic_spec_hash(json_object_get(obj, "spec"));
+		rc = ic_write_status(ctl, st, obj, whole, hash);
+		free(hash);
+		json_decref(whole);
+	}
 out:
 	json_decref(view);
 	return rc;

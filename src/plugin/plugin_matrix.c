@@ -13,36 +13,6 @@ struct cell {
 	const char *state, *reason, *message; /* borrowed from the objects, or static */
 };
 
-/* status.failures by canonical image: {canonical: [entries]} (a new object of borrowed arrays) */
-static json_t *failures_by_image(json_t *status)
-{
-	json_t *out = json_object();
-	struct strbuf canon = STRBUF_INIT;
-	const char *k;
-	json_t *v;
-	json_object_foreach(json_object_get(status, "failures"), k, v) {
-		plugin_canonical(k, &canon, NULL);
-		json_object_set(out, canon.buf, v);
-	}
-	sb_release(&canon);
-	return out;
-}
-
-static json_t *failure_for(json_t *entries, const char *hostname, int *more)
-{
-	size_t i;
-	json_t *e;
-	*more = 0;
-	json_array_foreach(entries, i, e) {
-		const char *node = kf_jstr(e, "node", NULL), *reason = kf_jstr(e, "reason", NULL);
-		if (reason && !strcmp(reason, IC_REASON_MORE_FAILURES))
-			*more = 1;
-		else if (node && !strcmp(node, hostname))
-			return e;
-	}
-	return NULL;
-}
-
 /* Job mode reads presence from the node's status, where the kubelet lists at most 50 images. When that
  * list is full and does not show an image, the cache's own record decides: an image the last operation
  * applied to this node (appliedSpec) without a failure for it was pulled there. */
@@ -53,7 +23,7 @@ static struct cell jobs_cell(const struct plugin_node *n, const struct plugin_im
 	int settled = status && (!strcmp(status, IC_STATUS_SUCCEEDED) || !strcmp(status, IC_STATUS_FAILED));
 	struct cell c = { 0 };
 	int more = 0;
-	json_t *f = failure_for(json_object_get(failures, im->canonical), n->hostname, &more);
+	json_t *f = plugin_failure_for(json_object_get(failures, im->canonical), n->hostname, &more);
 	int reported = im->valid && plugin_node_reports(n, im->canonical);
 	int full = n->n_reported >= PLUGIN_KUBELET_MAX_IMAGES;
 	if (wanted) {
@@ -166,7 +136,7 @@ json_t *plugin_matrix(json_t *cache, const struct plugin_nodes *nodes)
 		json_array_append_new(images, json_pack("{s:s, s:b}", "image", im.v[i].image, "inSpec", im.v[i].in_spec));
 	json_object_set_new(out, "images", images);
 
-	json_t *failures = failures_by_image(st);
+	json_t *failures = plugin_failures_by_image(st);
 	json_t *rows = json_array(), *counts = json_object();
 	uint8_t *wants = xcalloc(im.n + 1, 1), *has = xcalloc(im.n + 1, 1);
 	size_t others = 0;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "imagecache/ic_status.h"
 #include "imagecache/ic_validate.h"
 #include "util/map.h"
 #include "util/util.h"
@@ -110,6 +111,8 @@ json_t *plugin_plan(const struct plugin_plan_input *in, struct strbuf *err)
 	int agent = in->nodes->mode == PLUGIN_MODE_AGENT;
 	int always = in->pull_policy && !strcmp(in->pull_policy, "Always");
 	const struct ic_spec *applied = deletes ? &live.applied : NULL;
+	int settled = live_status && (!strcmp(live_status, IC_STATUS_SUCCEEDED) || !strcmp(live_status, IC_STATUS_FAILED));
+	json_t *failures = plugin_failures_by_image(have_live ? live.status : NULL);
 
 	json_t *plan = json_pack("{s:s?, s:s?, s:s, s:s}", "namespace", kf_jstr(in->cache, "metadata", "namespace", NULL),
 				 "name", kf_jstr(in->cache, "metadata", "name", NULL), "mode", agent ? "agent" : "jobs",
@@ -192,8 +195,13 @@ json_t *plugin_plan(const struct plugin_plan_input *in, struct strbuf *err)
 													      : json_false();
 			} else if (plugin_node_reports(n, m->canonical)) {
 				on = json_true();
+			} else if (n->n_reported < PLUGIN_KUBELET_MAX_IMAGES) {
+				on = json_false();
 			} else {
-				on = n->n_reported >= PLUGIN_KUBELET_MAX_IMAGES ? json_null() : json_false();
+				/* the kubelet's list is full: the cache's record of the last operation decides */
+				int more = 0;
+				json_t *f = plugin_failure_for(json_object_get(failures, m->canonical), n->hostname, &more);
+				on = f ? json_false() : !more && settled ? json_true() : json_null();
 			}
 			json_array_append_new(del, json_pack("{s:s, s:o}", "image", m->image, "onNode", on));
 			count(pi, "deleteNodes");
@@ -220,6 +228,7 @@ json_t *plugin_plan(const struct plugin_plan_input *in, struct strbuf *err)
 	json_object_set_new(plan, "totals", totals);
 	free(wants);
 	free(has);
+	json_decref(failures);
 	guard_free(&g);
 	plugin_images_free(&im);
 	plugin_cache_free(&want);

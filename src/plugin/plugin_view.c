@@ -138,8 +138,9 @@ enum plugin_mode plugin_mode_guess(json_t *nics, json_t *caches, int complete)
 	json_t *c, *e, *o;
 	json_array_foreach(caches, i, c) {
 		const char *ns = kf_jstr(c, "metadata", "namespace", NULL), *name = kf_jstr(c, "metadata", "name", NULL);
-		const char *st = kf_jstr(c, "status", "status", NULL);
-		processed |= st && *st;
+		const char *st = kf_jstr(c, "status", "status", NULL), *reason = kf_jstr(c, "status", "reason", NULL);
+		/* a purged cache wants nothing, so in agent mode too no NodeImageCache names it */
+		processed |= st && *st && !(reason && !strcmp(reason, IC_REASON_PURGE));
 		if (!ns || !name || kf_jget(c, "metadata", "deletionTimestamp", NULL))
 			continue;
 		char *key = xasprintf("%s/%s", ns, name);
@@ -309,4 +310,34 @@ void plugin_images_mark(const struct plugin_images *im, const struct ic_spec *s,
 		}
 	}
 	sb_release(&canon);
+}
+
+/* status.failures by canonical image: {canonical: [entries]} (a new object of borrowed arrays) */
+json_t *plugin_failures_by_image(json_t *status)
+{
+	json_t *out = json_object();
+	struct strbuf canon = STRBUF_INIT;
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(status, "failures"), k, v) {
+		plugin_canonical(k, &canon, NULL);
+		json_object_set(out, canon.buf, v);
+	}
+	sb_release(&canon);
+	return out;
+}
+
+json_t *plugin_failure_for(json_t *entries, const char *hostname, int *more)
+{
+	size_t i;
+	json_t *e;
+	*more = 0;
+	json_array_foreach(entries, i, e) {
+		const char *node = kf_jstr(e, "node", NULL), *reason = kf_jstr(e, "reason", NULL);
+		if (reason && !strcmp(reason, IC_REASON_MORE_FAILURES))
+			*more = 1;
+		else if (node && !strcmp(node, hostname))
+			return e;
+	}
+	return NULL;
 }

@@ -62,9 +62,17 @@ void plugin_nodes_free(struct plugin_nodes *ns);
  *     controller in agent mode keeps them so);
  *   - one names an ImageCache that no longer exists (complete lists only): job mode, these are leftovers of
  *     an earlier agent-mode controller (a running one removes a deleted cache from the owners);
- *   - some ImageCache has a status (a controller processed it without it in any NodeImageCache): job mode;
+ *   - some ImageCache has a status and is not purged (a controller processed it without it in any
+ *     NodeImageCache): job mode;
  *   - else (NodeImageCaches without owners, no cache processed yet: a fresh agent-mode install): agent. */
 enum plugin_mode plugin_mode_guess(json_t *nics, json_t *caches, int complete);
+/* A cache's status.failures keyed by canonical image: {canonical: [entries]} (a new object; the arrays are
+ * borrowed from status). */
+json_t *plugin_failures_by_image(json_t *status);
+/* The entry of entries (borrowed) naming hostname, or NULL; *more: a "+N more nodes" entry is there (reason
+ * MoreFailures), which may stand for hostname. */
+json_t *plugin_failure_for(json_t *entries, const char *hostname, int *more);
+
 /* The node whose kubernetes.io/hostname (or name) is hostname, or NULL. */
 const struct plugin_node *plugin_node_by_hostname(const struct plugin_nodes *ns, const char *hostname);
 /* Job mode: 1 when the node reports the image (see above). */

@@ -308,6 +308,12 @@ static void mode_from_node_image_cache_owners(void **state)
 		json_object_set_new(json_object_get(c, "spec"), "images", json_array());
 	assert_int_equal(plugin_mode_guess(bare, none, 1), PLUGIN_MODE_AGENT);
 	assert_int_equal(plugin_mode_guess(bare, caches, 1), PLUGIN_MODE_JOBS); /* caches processed without them */
+	/* ... unless those caches are purged: they want nothing, so an agent-mode controller names them nowhere */
+	json_t *purged = json_deep_copy(caches);
+	json_array_foreach(purged, i, c)
+		json_object_set_new(json_object_get(c, "status"), "reason", json_string("ImageCachePurge"));
+	assert_int_equal(plugin_mode_guess(bare, purged, 1), PLUGIN_MODE_AGENT);
+	json_decref(purged);
 	json_decref(bare);
 	/* the owners are gone, the caches there were processed without them: job mode (left-over objects) */
 	json_array_foreach(caches, i, c)
@@ -441,6 +447,38 @@ static void plan_create_floating_always_and_denied_in_job_mode(void **state)
 	/* busybox:1 is no longer listed: deleted where the applied spec put it */
 	assert_true(json_is_true(json_object_get(plan_entry(p, "rk8s-node1", "delete", BUSYBOX), "onNode")));
 	json_decref(p);
+
+	/* node1's status lists the kubelet's 50 images, none of these: the cache's record decides whether a
+	 * delete finds the image there (no failure: pulled; a failure: never pulled; Processing: cannot tell) */
+	json_t *full = json_deep_copy(nodes);
+	json_t *fimgs = kf_jget(json_array_get(full, 0), "status", "images", NULL);
+	json_array_clear(fimgs);
+	for (int k = 0; k < PLUGIN_KUBELET_MAX_IMAGES; k++) {
+		char fn[64];
+		snprintf(fn, sizeof fn, "r.example/filler-%d:1", k);
+		json_array_append_new(fimgs, json_pack("{s:[s]}", "names", fn));
+	}
+	json_t *no_nope = json_deep_copy(c);
+	size_t li, ii;
+	json_t *l, *img;
+	json_array_foreach(kf_jget(no_nope, "spec", "cacheSpec", NULL), li, l) {
+		json_t *keep = json_array();
+		json_array_foreach(json_object_get(l, "images"), ii, img)
+			if (strcmp(json_string_value(img), NOPE))
+				json_array_append(keep, img);
+		json_object_set_new(l, "images", keep);
+	}
+	p = plan_of(no_nope, live, NULL, full, NULL, PLUGIN_MODE_JOBS, NULL);
+	assert_true(json_is_true(json_object_get(plan_entry(p, "rk8s-node1", "delete", BUSYBOX), "onNode")));
+	assert_true(json_is_false(json_object_get(plan_entry(p, "rk8s-node1", "delete", NOPE), "onNode")));
+	json_decref(p);
+	json_object_set_new(json_object_get(live, "status"), "status", json_string("Processing"));
+	p = plan_of(no_nope, live, NULL, full, NULL, PLUGIN_MODE_JOBS, NULL);
+	assert_true(json_is_null(json_object_get(plan_entry(p, "rk8s-node1", "delete", BUSYBOX), "onNode")));
+	json_decref(p);
+	json_object_set_new(json_object_get(live, "status"), "status", json_string("Failed"));
+	json_decref(no_nope);
+	json_decref(full);
 
 	/* what the webhook would deny is said, with its words */
 	json_array_set_new(json_object_get(list0, "images"), 1, json_string(REG "/busybox"));
