@@ -23,7 +23,7 @@
 #                                  kube-fledged's chart (or any earlier one) to charts/kube-fledged. `helm
 #                                  upgrade` alone never touches nor creates CRDs, so first the chart's CRDs
 #                                  replace the old (status subresource, printer columns; every ImageCache
-#                                  keeps its status) or are created (NodeImageCache); then a Deployment whose
+#                                  keeps its status) or are created (NodeImageCache); then a Deployment or DaemonSet whose
 #                                  selector the new chart changes (they are immutable; upstream's own
 #                                  selectors are kept, so only nameOverride and the like change them) is
 #                                  deleted, for helm to create it again; then
@@ -275,18 +275,19 @@ helm_upgrade_from_upstream() {
   done
   say "CRD imagecaches.kubefledged.io is the chart's: subresources $(kubectl get crd imagecaches.kubefledged.io -o jsonpath='{.spec.versions[0].subresources}')"
 
-  # 3. Deployments whose selector would change: deleted, helm creates them again
+  # 3. Deployments and DaemonSets (the agents) whose selector would change: deleted, helm creates them again
   image_sets
   # shellcheck disable=SC2086  # HELM_ARGS is a list of words on purpose
   manifest=$(helm template "$RELEASE" "$CHART" -n "$HELM_NS" --skip-crds "${HELM_SET[@]}" ${HELM_ARGS:-} |
-    kubectl create --dry-run=client -o json -f - | jq -c 'if .kind == "List" then .items[] else . end | select(.kind == "Deployment") | {name: .metadata.name, sel: .spec.selector}')
+    kubectl create --dry-run=client -o json -f - | jq -c 'if .kind == "List" then .items[] else . end | select(.kind == "Deployment" or .kind == "DaemonSet") | {kind: (.kind | ascii_downcase), name: .metadata.name, sel: .spec.selector}')
+  local kind
   while IFS= read -r d; do
     [ -n "$d" ] || continue
-    name=$(jq -r .name <<< "$d"); want=$(jq -cS .sel <<< "$d")
-    have=$(kubectl -n "$HELM_NS" get deployment "$name" -o json 2>/dev/null | jq -cS .spec.selector) || continue
+    kind=$(jq -r .kind <<< "$d"); name=$(jq -r .name <<< "$d"); want=$(jq -cS .sel <<< "$d")
+    have=$(kubectl -n "$HELM_NS" get "$kind" "$name" -o json 2>/dev/null | jq -cS .spec.selector) || continue
     [ "$have" != "$want" ] || continue
-    say "deployment/$name: selector $have becomes $want, which Kubernetes refuses to change (\"field is immutable\"): deleting it, helm creates it again"
-    kubectl -n "$HELM_NS" delete deployment "$name" --wait=true --timeout="$TIMEOUT"
+    say "$kind/$name: selector $have becomes $want, which Kubernetes refuses to change (\"field is immutable\"): deleting it, helm creates it again"
+    kubectl -n "$HELM_NS" delete "$kind" "$name" --wait=true --timeout="$TIMEOUT"
   done <<< "$manifest"
 
   # 4. the chart
