@@ -88,6 +88,15 @@ static const char *platform_of(const struct plugin_node *n, char *buf, size_t le
 	return buf;
 }
 
+/* Job mode, a node whose status lists the kubelet's 50 images and not this one: the cache's record (its
+ * last operation applied the image there, settled, with no failure for the node) says it was pulled, as
+ * `kubectl fledged status` shows; the controller remembers its own recent pulls the same way. */
+static int pulled_per_record(json_t *failures, int settled, const struct plugin_node *n, const struct plugin_image *m)
+{
+	int more = 0;
+	return settled && !plugin_failure_for(json_object_get(failures, m->canonical), n->hostname, &more) && !more;
+}
+
 json_t *plugin_plan(const struct plugin_plan_input *in, struct strbuf *err)
 {
 	struct plugin_cache want, live = { 0 };
@@ -162,7 +171,7 @@ json_t *plugin_plan(const struct plugin_plan_input *in, struct strbuf *err)
 				else if (agent ? (state && !strcmp(state, "Present")) : plugin_node_reports(n, m->canonical))
 					why = NULL;
 				else if (!agent && n->n_reported >= PLUGIN_KUBELET_MAX_IMAGES)
-					why = "unreported";
+					why = has[i] && pulled_per_record(failures, settled, n, m) ? NULL : "unreported";
 				else
 					why = "absent";
 				if (why) {
@@ -201,7 +210,7 @@ json_t *plugin_plan(const struct plugin_plan_input *in, struct strbuf *err)
 				/* the kubelet's list is full: the cache's record of the last operation decides */
 				int more = 0;
 				json_t *f = plugin_failure_for(json_object_get(failures, m->canonical), n->hostname, &more);
-				on = f ? json_false() : !more && settled ? json_true() : json_null();
+				on = f ? json_false() : pulled_per_record(failures, settled, n, m) ? json_true() : json_null();
 			}
 			json_array_append_new(del, json_pack("{s:s, s:o}", "image", m->image, "onNode", on));
 			count(pi, "deleteNodes");

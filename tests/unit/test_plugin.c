@@ -471,10 +471,12 @@ static void plan_create_floating_always_and_denied_in_job_mode(void **state)
 	p = plan_of(no_nope, live, NULL, full, NULL, PLUGIN_MODE_JOBS, NULL);
 	assert_true(json_is_true(json_object_get(plan_entry(p, "rk8s-node1", "delete", BUSYBOX), "onNode")));
 	assert_true(json_is_false(json_object_get(plan_entry(p, "rk8s-node1", "delete", NOPE), "onNode")));
+	assert_non_null(plan_entry(p, "rk8s-node1", "present", APP1)); /* applied, no failure: pulled */
 	json_decref(p);
 	json_object_set_new(json_object_get(live, "status"), "status", json_string("Processing"));
 	p = plan_of(no_nope, live, NULL, full, NULL, PLUGIN_MODE_JOBS, NULL);
 	assert_true(json_is_null(json_object_get(plan_entry(p, "rk8s-node1", "delete", BUSYBOX), "onNode")));
+	assert_string_equal(kf_jstr(plan_entry(p, "rk8s-node1", "pull", APP1), "why", NULL), "unreported");
 	json_decref(p);
 	json_object_set_new(json_object_get(live, "status"), "status", json_string("Failed"));
 	json_decref(no_nope);
