@@ -46,10 +46,13 @@ static struct cell jobs_cell(const struct plugin_node *n, const struct plugin_im
 			c.state = full ? "Unknown" : "Missing";
 		return c;
 	}
-	if (f && reported)
+	if (f && (reported || (full && settled)))
 		return (struct cell){ "Failed", kf_jstr(f, "reason", NULL), kf_jstr(f, "message", NULL) };
 	if (reported)
 		c.state = processing ? "Deleting" : "Leftover";
+	else if (full && settled && !more)
+		c = (struct cell){ "Removed", NULL,
+				   "removed by the last operation (the node's status lists 50 images, not this one)" };
 	else
 		c.state = full ? "Unknown" : "Removed";
 	return c;

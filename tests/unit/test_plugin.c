@@ -169,6 +169,19 @@ static void matrix_job_mode_from_node_status_and_failures(void **state)
 	expect_cell(m, "rk8s-node1", BUSYBOX, "Unknown");
 	json_decref(m);
 	json_object_set_new(st, "appliedSpec", applied);
+	/* purged: removed where the purge settled without a failure, unknown while it runs */
+	json_object_set_new(st, "reason", json_string("ImageCachePurge"));
+	json_object_set_new(st, "status", json_string("Succeeded"));
+	m = matrix_of(cache, nodes, NULL, PLUGIN_MODE_JOBS);
+	expect_cell(m, "rk8s-node1", BUSYBOX, "Removed");
+	assert_non_null(strstr(cell(m, "rk8s-node1", BUSYBOX, "message"), "removed by the last operation"));
+	json_decref(m);
+	json_object_set_new(st, "status", json_string("Processing"));
+	m = matrix_of(cache, nodes, NULL, PLUGIN_MODE_JOBS);
+	expect_cell(m, "rk8s-node1", BUSYBOX, "Unknown");
+	json_decref(m);
+	json_object_set_new(st, "status", json_string("Failed"));
+	json_object_set_new(st, "reason", json_string("ImageCacheCreate"));
 
 	/* an image the applied spec still names (a removal not done): Leftover while there, Deleting while
 	 * Processing, Removed once gone */
