@@ -192,7 +192,9 @@ int cri_docker_parse_containers(const char *json, size_t len, struct cri_contain
 		const char *pn = kf_jstr(o, "Labels", "io.kubernetes.pod.name", NULL);
 		const char *pns = kf_jstr(o, "Labels", "io.kubernetes.pod.namespace", NULL);
 		k->id = xstrdup(id);
-		k->name = xstrdup(name ? (name[0] == '/' ? name + 1 : name) : "");
+		/* the kubelet's dockershim names a container k8s_<container>_<pod>_...: its own name is in a label */
+		const char *kn = kf_jstr(o, "Labels", "io.kubernetes.container.name", NULL);
+		k->name = xstrdup(kn ? kn : name ? (name[0] == '/' ? name + 1 : name) : "");
 		k->image = xstrdup(img ? img : "");
 		k->image_ref = xstrdup(iid ? iid : "");
 		k->pod_name = xstrdup(pn ? pn : "");

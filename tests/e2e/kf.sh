@@ -173,6 +173,12 @@ ic_watch() {  # may start before the cache exists (agent mode can finish an oper
 # Processing that long in both modes
 unreachable_image() { echo "$KF_HOST_IP:1/$(unique kfe2e/unreachable):1"; }
 ic_seen() { grep -q "^$2/" "$E2E_LOG.watch.$1"; }
+# ic_wait_seen NAME STATUS/REASON [TIMEOUT]: until ic_watch recorded that line (an operation that a later one
+# may follow before a poll would see it, e.g. with a short refresh period on a loaded machine)
+ic_wait_seen() {
+  wait_until "${3:-120}" grep -qx "$2" "$E2E_LOG.watch.$1" ||
+    fail "ImageCache $1: never $2 (seen: $(sort -u "$E2E_LOG.watch.$1" | xargs))"
+}
 
 # ic_events NAME: "type reason message" of the cache's Events
 ic_events() {

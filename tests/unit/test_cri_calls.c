@@ -131,6 +131,14 @@ static void docker_containers_recorded(void **state)
 	assert_string_equal(l.items[0].pod_namespace, "ns1");
 	assert_int_equal(l.items[0].state, CRI_CONTAINER_CREATED);
 	cri_container_list_free(&l);
+	/* a container the kubelet's dockershim made: its Kubernetes name from the label, not k8s_..._... */
+	static const char shim[] = "[{\"Id\": \"c2\", \"Names\": [\"/k8s_imagepuller_ic1-x_ns1_uid_0\"], "
+				   "\"Image\": \"r/a:1\", \"ImageID\": \"sha256:1\", \"State\": \"exited\", "
+				   "\"Labels\": {\"io.kubernetes.container.name\": \"imagepuller\"}}]";
+	assert_int_equal(cri_docker_parse_containers(shim, strlen(shim), &l, &err), 0);
+	assert_string_equal(l.items[0].name, "imagepuller");
+	assert_int_equal(l.items[0].state, CRI_CONTAINER_EXITED);
+	cri_container_list_free(&l);
 	assert_int_equal(cri_docker_parse_containers("{}", 2, &l, &err), CRI_EPROTO);
 	assert_non_null(strstr(err.buf, "not a JSON array"));
 	free(body);
