@@ -379,8 +379,10 @@ struct ic_controller *ic_controller_new(struct kube_client *c, const struct ic_c
 
 	if (ctl->o.mode == IC_MODE_AGENT) {
 		ctl->nicx = ic_nic_index_new();
+		/* a NodeImageCache lists every image of its node (about 550 bytes each: 55 KB for 100 images), so
+		 * pages of 500 would parse tens of MB at once; 25 keep a relist of 1,000 nodes at about 1.4 MB */
 		struct kube_informer_opts xo = { .res = &NIC_RESOURCE, .transform = ic_nic_transform,
-						 .transform_ud = ctl->nicx };
+						 .transform_ud = ctl->nicx, .page_limit = 25 };
 		struct kube_informer_handlers xh = { nic_add, nic_update, nic_delete, ctl };
 		ctl->nics = kube_informer_new(c, &xo, &xh);
 	} else {

@@ -56,6 +56,7 @@ struct kube_informer {
 	json_t *(*transform)(void *ud, json_t *obj);
 	void *transform_ud;
 	int64_t resync_ms;
+	int page_limit;
 	struct kube_informer_handlers h;
 
 	pthread_mutex_t mu; /* guards everything below */
@@ -224,6 +225,7 @@ struct kube_informer *kube_informer_new(struct kube_client *c, const struct kube
 	inf->transform = opts->transform ? opts->transform : drop_managed_fields;
 	inf->transform_ud = opts->transform_ud;
 	inf->resync_ms = opts->resync_ms > 0 ? opts->resync_ms : 0;
+	inf->page_limit = opts->page_limit > 0 ? opts->page_limit : INF_PAGE_LIMIT;
 	if (h)
 		inf->h = *h;
 	pthread_mutex_init(&inf->mu, NULL);
@@ -308,7 +310,7 @@ static int list_all(struct kube_informer *inf, json_t *items, char **rv_out, str
 	for (;;) {
 		struct strbuf p = STRBUF_INIT;
 		kube_path(&p, &inf->res, inf->ns, NULL, NULL);
-		sb_addf(&p, "?limit=%d", INF_PAGE_LIMIT);
+		sb_addf(&p, "?limit=%d", inf->page_limit);
 		if (cont) {
 			sb_adds(&p, "&continue=");
 			sb_add_urlencoded(&p, cont);

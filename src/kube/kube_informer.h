@@ -40,6 +40,9 @@ struct kube_informer_opts {
 	json_t *(*transform)(void *ud, json_t *obj);
 	void *transform_ud;
 	int64_t resync_ms;          /* 0 = never; else on_update(obj, obj) for every object each period */
+	/* objects per LIST page (0 = 500, as client-go). A page is read and parsed whole before the transform
+	 * trims it: for large objects a smaller page bounds the memory a (re)list takes. */
+	int page_limit;
 };
 
 struct kube_informer;

@@ -88,6 +88,7 @@ static void relists_only_when_the_resource_version_expired(void **state)
 	assert_int_equal(kube_informer_start(inf), 0);
 	wait_requests(&s, 6);
 	kube_informer_stop(inf);
+	assert_non_null(strstr(s.log[0], "limit=500")); /* client-go's page size by default */
 	static const char *const want[] = { "LIST", "WATCH rv=193", "WATCH rv=194", "WATCH rv=194", "LIST", "WATCH rv=197" };
 	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
 		char got[128];
@@ -151,11 +152,12 @@ static void stop_returns_promptly_in_the_middle_of_a_paged_list(void **state)
 	struct hs s;
 	assert_int_equal(hs_start(&s, steps, ARRAY_SIZE(steps)), 0);
 	struct kube_client *c = client_for(&s);
-	struct kube_informer_opts o = { .res = &CM, .ns = "rec" };
+	struct kube_informer_opts o = { .res = &CM, .ns = "rec", .page_limit = 2 };
 	struct kube_informer *inf = kube_informer_new(c, &o, NULL);
 	assert_int_equal(kube_informer_start(inf), 0);
 	wait_requests(&s, 2);
-	assert_non_null(strstr(s.log[1], "continue="));
+	assert_non_null(strstr(s.log[0], "limit=2")); /* the page size asked for */
+	assert_non_null(strstr(s.log[1], "limit=2&continue="));
 	kf_sleep_ms(100);
 	int64_t t0 = kf_now_ms();
 	kube_informer_stop(inf);
