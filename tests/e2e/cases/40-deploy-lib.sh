@@ -152,3 +152,20 @@ expect_seed_placement() { # "L0 images" "L1 images"
 no_annotation() { # NAME KEY
   ! kns get imagecache "$1" -o json | jq -e --arg k "$2" '.metadata.annotations[$k] != null' >/dev/null
 }
+
+# crds_gone: a test that installs upstream's CRD needs none of ours: the CRDs that earlier tests' out-of-cluster
+# controllers left (their namespaces, and so their ImageCaches, are gone or going) are deleted; an ImageCache
+# still there outside a terminating namespace fails the test rather than be deleted with them
+crds_gone() {
+  local crd left
+  kubectl get crd imagecaches.kubefledged.io >/dev/null 2>&1 || return 0
+  left=$(kubectl get imagecaches -A -o json | jq -r '.items[] | "\(.metadata.namespace)/\(.metadata.name)"' |
+    while IFS=/ read -r ns name; do
+      [ "$(kubectl get ns "$ns" -o jsonpath='{.status.phase}' 2>/dev/null)" = Terminating ] || echo "$ns/$name"
+    done)
+  [ -z "$left" ] || fail "ImageCaches of others still there, not deleting the CRD: $left"
+  for crd in imagecaches.kubefledged.io nodeimagecaches.kubefledged.io; do
+    kubectl delete crd "$crd" --ignore-not-found --timeout=120s >/dev/null
+  done
+}
+

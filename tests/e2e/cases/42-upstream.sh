@@ -65,7 +65,7 @@ test_upstream_yaml_walkthrough_then_upgrade() {
   local img f t0 t out ca1 ca2 n pods leftover
   dep_image_present || fail "$KF_IMAGE is not in the registry: run make image"
   ! kubectl get namespace "$DEP_NS" >/dev/null 2>&1 || fail "namespace $DEP_NS exists already"
-  ! kubectl get crd imagecaches.kubefledged.io >/dev/null 2>&1 || fail "the ImageCache CRD exists already"
+  crds_gone
   defer dep_down
   mapfile -t img < <(gen_images "$(unique kfe2e/upstream)" 5)
 
@@ -233,7 +233,7 @@ up_helm_cleanup() { # REL NS
 test_upstream_helm_release_upgraded() {
   local rel=kf rns=$E2E_NS-kf up_chart=$UP_DIR/chart/kube-fledged repo r img f t0 t out web ctl left want
   dep_image_present || fail "$KF_IMAGE is not in the registry: run make image"
-  ! kubectl get crd imagecaches.kubefledged.io >/dev/null 2>&1 || fail "the ImageCache CRD exists already"
+  crds_gone
   [ -z "$(kubectl get deployments -A -l app.kubernetes.io/name=kube-fledged -o name)" ] || fail "kube-fledged is deployed already"
   defer up_helm_cleanup "$rel" "$rns"
   mapfile -t img < <(gen_images "$(unique kfe2e/uphelm)" 3)
