@@ -180,6 +180,8 @@ static void drop_job(void *ud, struct agent_job *job)
 
 /* ---- sync ---- */
 
+#define GATHER_MS 250
+
 static void write_status(struct agent *a, struct agent_node *n, int64_t now, int64_t *wake)
 {
 	pthread_mutex_lock(&n->mu);
@@ -208,9 +210,17 @@ static void write_status(struct agent *a, struct agent_node *n, int64_t now, int
 		json_decref(st);
 		return;
 	}
-	/* Coalescing: while pulls run, at most one write per status interval; once settled, at once. */
-	if (busy && last && now - last < a->o.node.status_interval_ms) {
-		int64_t at = last + a->o.node.status_interval_ms;
+	/* Coalescing: while pulls run, at most one write per status interval; once settled, at once. The first
+	 * change of a busy spell waits a moment (GATHER_MS) too: pulls that finish within it (images already
+	 * there, small ones, a simulated runtime) then cost one write, Pulling and Present together, not two. */
+	int64_t at = 0;
+	if (busy && last && now - last < a->o.node.status_interval_ms)
+		at = last + a->o.node.status_interval_ms;
+	else if (busy && !due)
+		at = now + (a->o.node.status_interval_ms < GATHER_MS ? a->o.node.status_interval_ms : GATHER_MS);
+	else if (busy && now < due)
+		at = due;
+	if (at > now) {
 		pthread_mutex_lock(&n->mu);
 		n->write_after_ms = at;
 		pthread_mutex_unlock(&n->mu);

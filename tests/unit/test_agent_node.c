@@ -461,6 +461,29 @@ static void status_writes_are_coalesced(void **state)
 	mem_clear(&f.m);
 }
 
+/* Pulls that all finish within a moment of the first (here 8 of 5 ms, 4 at once) are reported in one write,
+ * Pulling and Present together: at 1,000 nodes that halves the status writes of a create. */
+static void quick_pulls_cost_one_status_write(void **state)
+{
+	(void)state;
+	struct agent_simrt_opts so = { 0 };
+	so.pull_latency_ms = 5;
+	struct agent_runtime *sim = agent_simrt_new(&so);
+	struct fixture f = { 0 };
+	mem_init(&f.m);
+	const char *imgs[] = { REG "/q-1:1", REG "/q-2:1", REG "/q-3:1", REG "/q-4:1",
+			       REG "/q-5:1", REG "/q-6:1", REG "/q-7:1", REG "/q-8:1", NULL };
+	mem_set_spec(&f.m, imgs, 0, 1, NULL);
+	struct agent_node_config cfg = cfg_fast();
+	cfg.status_interval_ms = 5000; /* the flag's default */
+	fx_start(&f, sim, &cfg, 4);
+	assert_true(wait_for(&f, all_present, imgs, 5000));
+	kf_sleep_ms(300);
+	assert_int_equal(writes(&f.m), 1);
+	fx_stop(&f);
+	mem_clear(&f.m);
+}
+
 static void restart_resumes_from_status(void **state)
 {
 	(void)state;
@@ -683,6 +706,7 @@ int main(void)
 		cmocka_unit_test(delete_guard),
 		cmocka_unit_test(self_heal),
 		cmocka_unit_test(status_writes_are_coalesced),
+		cmocka_unit_test(quick_pulls_cost_one_status_write),
 		cmocka_unit_test(restart_resumes_from_status),
 		cmocka_unit_test(transient_errors_retry_until_the_deadline),
 		cmocka_unit_test(disk_threshold_refuses_then_allows),
