@@ -1,7 +1,7 @@
 /* agent_node.c - one node's entries: observation, plan, results (see agent_node.h). The spec and the
  * seeding from a previous run's status are in agent_spec.c, the delete guard and the status rendering in
  * agent_status.c. */
-#include "agent_intern.h"
+#include "util/intern.h"
 #include "agent_node_int.h"
 
 #include <stdlib.h>
@@ -75,11 +75,11 @@ void agent_entry_free(struct agent_entry *e)
 {
 	if (!e)
 		return;
-	agent_intern_put(e->key);
+	kf_intern_put(e->key);
 	free(e->image);
 	agent_secrets_free(e->secrets, e->n_secrets);
-	agent_intern_put(e->image_id);
-	agent_intern_put(e->digest);
+	kf_intern_put(e->image_id);
+	kf_intern_put(e->digest);
 	free(e->reason);
 	free(e->cause);
 	free(e->message);
@@ -191,8 +191,8 @@ static int observe_entry(struct agent_entry *e, const struct cri_image *img, str
 	}
 	int changed = !e->present || e->size != img->size || e->pinned != img->pinned;
 	e->present = 1;
-	changed |= agent_intern_set(&e->image_id, img->id);
-	changed |= agent_intern_set(&e->digest, agent_repo_digest(e->key, img));
+	changed |= kf_intern_set(&e->image_id, img->id);
+	changed |= kf_intern_set(&e->digest, agent_repo_digest(e->key, img));
 	e->size = img->size;
 	e->pinned = img->pinned;
 	return changed;
@@ -432,8 +432,8 @@ void agent_node_pull_done(struct agent_node *n, const struct agent_node_config *
 	}
 	if (r->ok) {
 		e->present = 1;
-		agent_intern_set(&e->image_id, r->image_id);
-		agent_intern_set(&e->digest, r->digest);
+		kf_intern_set(&e->image_id, r->image_id);
+		kf_intern_set(&e->digest, r->digest);
 		e->size = r->size;
 		e->pinned = r->pinned;
 		e->pulled_gen = j->gen > e->pulled_gen ? j->gen : e->pulled_gen;

@@ -42,7 +42,7 @@ struct agent_secret_ref {
 
 /* One image of the node. Strings owned by the entry. */
 struct agent_entry {
-	const char *key;    /* normalised reference: the table's sort key (a shared copy, agent_intern.h) */
+	const char *key;    /* normalised reference: the table's sort key (a shared copy, util/intern.h) */
 	char *image;        /* as the spec writes it (NULL = same as key) */
 	/* spec */
 	int in_spec;
@@ -57,7 +57,7 @@ struct agent_entry {
 	int invalid;        /* the reference does not parse (state Failed, InvalidImageName) */
 	/* what the runtime holds */
 	int present;
-	const char *image_id, *digest; /* shared copies (agent_intern.h) */
+	const char *image_id, *digest; /* shared copies (util/intern.h) */
 	uint64_t size;
 	int pinned;
 	/* status */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent_intern.h"
+#include "util/intern.h"
 #include "agent_node_int.h"
 #include "util/imageref.h"
 #include "util/util.h"
@@ -191,7 +191,7 @@ int agent_node_set_spec(struct agent_node *n, json_t *nic, int with_status)
 			}
 			memmove(&n->e[at + 1], &n->e[at], (n->n - at) * sizeof *n->e);
 			e = xcalloc(1, sizeof *e);
-			e->key = agent_intern_get(it->key);
+			e->key = kf_intern_get(it->key);
 			e->state = AGENT_ABSENT;
 			n->e[at] = e;
 			n->n++;

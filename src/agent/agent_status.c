@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent_intern.h"
+#include "util/intern.h"
 #include "agent_node_int.h"
 #include "util/imageref.h"
 #include "util/log.h"
@@ -133,13 +133,13 @@ apply:
 		e->busy = 0;
 		e->present = o.present;
 		if (!o.present) {
-			agent_intern_set(&e->image_id, NULL);
-			agent_intern_set(&e->digest, NULL);
+			kf_intern_set(&e->image_id, NULL);
+			kf_intern_set(&e->digest, NULL);
 			e->size = 0;
 			e->pinned = 0;
 		} else if (present) {
-			agent_intern_set(&e->image_id, img.id);
-			agent_intern_set(&e->digest, agent_repo_digest(key, &img));
+			kf_intern_set(&e->image_id, img.id);
+			kf_intern_set(&e->digest, agent_repo_digest(key, &img));
 			e->size = img.size;
 			e->pinned = img.pinned;
 		}

@@ -7,19 +7,22 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/intern.h"
 #include "util/map.h"
 #include "util/util.h"
 
 const struct kube_resource NIC_RESOURCE = { NIC_GROUP, NIC_VERSION, "nodeimagecaches", NIC_KIND, 0 };
 
+/* The strings are shared copies (util/intern.h): a thousand nodes name the same images, digests and
+ * owners, so 100,000 entries hold about 100 bytes each rather than 300. */
 struct nic_entry {
-	char *image;           /* canonical reference */
+	const char *image;     /* canonical reference */
 	uint8_t in_spec, spec_delete;
 	uint8_t state;         /* enum nic_state */
 	int64_t spec_gen, observed_gen, delete_since, size;
 	time_t last_pull;      /* status lastPullTime, 0 if none */
-	char *digest, *reason, *message; /* NULL when none */
-	char *owners;          /* spec owners as "ns/name\n..." (Pull entries), or NULL */
+	const char *digest, *reason, *message; /* NULL when none */
+	const char *owners;    /* spec owners as "ns/name\n..." (Pull entries), or NULL */
 };
 
 struct nic_node {
@@ -72,11 +75,11 @@ static void node_free(void *p)
 	if (!n)
 		return;
 	for (size_t i = 0; i < n->n; i++) {
-		free(n->e[i].image);
-		free(n->e[i].digest);
-		free(n->e[i].reason);
-		free(n->e[i].message);
-		free(n->e[i].owners);
+		kf_intern_put(n->e[i].image);
+		kf_intern_put(n->e[i].digest);
+		kf_intern_put(n->e[i].reason);
+		kf_intern_put(n->e[i].message);
+		kf_intern_put(n->e[i].owners);
 	}
 	free(n->e);
 	free(n);
@@ -106,13 +109,8 @@ static int cmp_entry(const void *a, const void *b)
 
 static struct nic_entry *find(struct nic_node *n, const char *image)
 {
-	struct nic_entry key = { .image = (char *)image };
+	struct nic_entry key = { .image = image };
 	return n && n->n ? bsearch(&key, n->e, n->n, sizeof *n->e, cmp_entry) : NULL;
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s && *s ? xstrdup(s) : NULL;
 }
 
 /* Builds the node's entries from the object: spec images first, then status images not in the spec (an
@@ -138,7 +136,7 @@ static struct nic_node *build(json_t *obj, struct nic_node *prev)
 			continue;
 		map_put(&seen, image, (void *)(uintptr_t)(n->n + 1));
 		struct nic_entry *e = &n->e[n->n++];
-		e->image = xstrdup(image);
+		e->image = kf_intern_get(image);
 		e->in_spec = 1;
 		const char *action = json_string_value(json_object_get(it, "action"));
 		e->spec_delete = action && !strcmp(action, "Delete");
@@ -150,7 +148,7 @@ static struct nic_node *build(json_t *obj, struct nic_node *prev)
 			json_array_foreach(json_object_get(it, "owners"), k, ow)
 				sb_addf(&o, "%s/%s\n", kf_jstr(ow, "namespace", NULL) ? kf_jstr(ow, "namespace", NULL) : "",
 					kf_jstr(ow, "name", NULL) ? kf_jstr(ow, "name", NULL) : "");
-			e->owners = o.len ? sb_detach(&o) : NULL;
+			e->owners = o.len ? kf_intern_get(o.buf) : NULL;
 			sb_release(&o);
 		}
 		if (e->spec_delete) {
@@ -169,7 +167,7 @@ static struct nic_node *build(json_t *obj, struct nic_node *prev)
 		} else {
 			map_put(&seen, image, (void *)(uintptr_t)(n->n + 1));
 			e = &n->e[n->n++];
-			e->image = xstrdup(image);
+			e->image = kf_intern_get(image);
 		}
 		e->state = (uint8_t)nic_state_parse(json_string_value(json_object_get(it, "state")));
 		e->observed_gen = json_integer_value(json_object_get(it, "observedPullGeneration"));
@@ -178,13 +176,10 @@ static struct nic_node *build(json_t *obj, struct nic_node *prev)
 		e->last_pull = 0;
 		if (lp)
 			kf_parse_rfc3339(lp, &e->last_pull);
-		free(e->digest);
-		free(e->reason);
-		free(e->message);
-		e->digest = dup_or_null(json_string_value(json_object_get(it, "digest")));
 		int keep_text = e->state == NIC_FAILED || e->state == NIC_PULLING || e->state == NIC_PRESENT;
-		e->reason = keep_text ? dup_or_null(json_string_value(json_object_get(it, "reason"))) : NULL;
-		e->message = keep_text ? dup_or_null(json_string_value(json_object_get(it, "message"))) : NULL;
+		kf_intern_set(&e->digest, json_string_value(json_object_get(it, "digest")));
+		kf_intern_set(&e->reason, keep_text ? json_string_value(json_object_get(it, "reason")) : NULL);
+		kf_intern_set(&e->message, keep_text ? json_string_value(json_object_get(it, "message")) : NULL);
 	}
 	map_free(&seen, NULL);
 	if (n->n > 1)

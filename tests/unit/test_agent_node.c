@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
-#include "agent/agent_intern.h"
+#include "util/intern.h"
 #include "agent/agent_node.h"
 #include "agent/agent_simrt.h"
 #include "cri/cri.h"
@@ -694,10 +694,10 @@ static void a_node_without_object_reads_it_once(void **state)
 	agent_notify(f.a, "n1");
 	assert_true(wait_for(&f, all_present, imgs, 3000));
 	assert_int_equal(fresh_gets(&f.m), 1);
-	assert_true(agent_intern_count() > 0);
+	assert_true(kf_intern_count() > 0);
 	fx_stop(&f);
 	mem_clear(&f.m);
-	assert_int_equal(agent_intern_count(), 0); /* every shared string given back */
+	assert_int_equal(kf_intern_count(), 0); /* every shared string given back */
 }
 
 int main(void)

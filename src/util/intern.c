@@ -1,5 +1,5 @@
-/* agent_intern.c - reference-counted shared strings (see agent_intern.h). */
-#include "agent_intern.h"
+/* intern.c - reference-counted shared strings (see intern.h). */
+#include "intern.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@ struct shared {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct map strings = MAP_INIT; /* text -> struct shared * */
 
-const char *agent_intern_get(const char *s)
+const char *kf_intern_get(const char *s)
 {
 	if (!s || !*s)
 		return NULL;
@@ -32,7 +32,7 @@ const char *agent_intern_get(const char *s)
 	return sh->s;
 }
 
-void agent_intern_put(const char *s)
+void kf_intern_put(const char *s)
 {
 	if (!s)
 		return;
@@ -48,19 +48,19 @@ void agent_intern_put(const char *s)
 	pthread_mutex_unlock(&mu);
 }
 
-int agent_intern_set(const char **dst, const char *src)
+int kf_intern_set(const char **dst, const char *src)
 {
 	if (src && !*src)
 		src = NULL;
 	if ((!*dst && !src) || (*dst && src && !strcmp(*dst, src)))
 		return 0;
-	const char *n = agent_intern_get(src);
-	agent_intern_put(*dst);
+	const char *n = kf_intern_get(src);
+	kf_intern_put(*dst);
 	*dst = n;
 	return 1;
 }
 
-unsigned long agent_intern_count(void)
+unsigned long kf_intern_count(void)
 {
 	pthread_mutex_lock(&mu);
 	unsigned long n = strings.len;
