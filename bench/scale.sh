@@ -57,6 +57,15 @@ APISERVER_PID=$(cat "$CLUSTER/run/apiserver.pid")
 say() { printf '[scale %s] %s\n' "$(date +%T)" "$*"; }
 
 BG=() SIM_PID="" STARTED_HOLLOW=0
+# The NodeImageCaches of simulated nodes: the garbage collector removes them after their Nodes, in its own
+# time; a next run's nodes have the same names, and its controller must not find the old objects (it would
+# patch them, then see them deleted under it). Deleted here, and awaited.
+sim_nics_gone() {
+  local left
+  left=$(kubectl get nodeimagecaches -o name 2>/dev/null | grep '/kf-sim-' || true)
+  [ -z "$left" ] || xargs kubectl delete --wait=true --timeout=300s >/dev/null 2>&1 <<< "$left" || true
+}
+
 cleanup() {
   local p
   for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -67,6 +76,7 @@ cleanup() {
   fi
   kubectl delete namespace "$NS" ${FNS:+"$FNS"} --wait=false >/dev/null 2>&1 || true
   if [ -n "$SIM_PID" ] && kill -TERM "$SIM_PID" 2>/dev/null; then wait "$SIM_PID" 2>/dev/null || true; fi
+  sim_nics_gone
   if [ "$STARTED_HOLLOW" = 1 ]; then "$ROOT/testbed/hollow.sh" down >/dev/null || true; fi
 }
 trap cleanup EXIT
@@ -101,6 +111,7 @@ if [ "$MODE" = jobs ]; then
   mapfile -t SIM_NODES < <(kubectl get nodes -l "$LABEL" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
 else
   SELECTOR='{"kubefledged.io/scale": "sim"}' LABEL=kubefledged.io/scale=sim
+  sim_nics_gone # an earlier run's, if its clean-up did not finish
   "$BIN" agent-sim --kubeconfig="$KUBECONFIG" --nodes="$N" --node-prefix=kf-sim- --node-labels="$LABEL" \
     --pull-latency="${SCALE_PULL_LATENCY:-0s}" --delete-nodes-on-exit > "$OUT/agent-sim.log" 2>&1 &
   SIM_PID=$!
