@@ -334,6 +334,20 @@ static int keep_guard(struct rt *r, const char *ref, struct strbuf *msg, struct 
 	if (users) {
 		sb_addf(msg, "kept %s: used by %s%s", ref, who.buf, users > 3 ? " and more" : "");
 		rc = 1;
+		goto out;
+	}
+	/* dockerd refuses to untag the last reference of an image a stopped container uses: those pull Job
+	 * containers (never restarted; the kubelet collects them later) go first */
+	for (size_t i = 0; r->dk && i < cl.n; i++) {
+		if (cl.items[i].state != CRI_CONTAINER_EXITED || !cl.items[i].name ||
+		    strcmp(cl.items[i].name, "imagepuller") || !cri_container_uses(&cl.items[i], &img, canon.buf))
+			continue;
+		struct strbuf ce = STRBUF_INIT;
+		if (cri_docker_remove_container(r->dk, cl.items[i].id, &ce))
+			LOG_WARN("removing exited container %s of pod %s/%s: %s", cl.items[i].id,
+				 cl.items[i].pod_namespace ? cl.items[i].pod_namespace : "",
+				 cl.items[i].pod_name ? cl.items[i].pod_name : "", ce.buf);
+		sb_release(&ce);
 	}
 out:
 	cri_image_clear(&img);

@@ -597,6 +597,27 @@ static void docker_name(const char *ref, struct strbuf *out)
 	sb_release(&ignored);
 }
 
+int cri_docker_remove_container(struct cri_docker *d, const char *id, struct strbuf *err)
+{
+	struct strbuf body = STRBUF_INIT, path = STRBUF_INIT;
+	long st = 0;
+	int rc = CRI_EREFUSED;
+	if (!id || !*id || strspn(id, "0123456789abcdef") != strlen(id)) {
+		sb_addf(err, "not a container id: \"%s\"", id ? id : "");
+		goto out;
+	}
+	sb_addf(&path, "/containers/%s", id); /* no force: a running container stays */
+	rc = request(d, "DELETE", path.buf, NULL, &body, &st, err);
+	if (rc == CRI_NOT_FOUND && st == 404) {
+		sb_reset(err);
+		rc = 0;
+	}
+out:
+	sb_release(&body);
+	sb_release(&path);
+	return rc;
+}
+
 int cri_docker_remove(struct cri_docker *d, const char *ref, struct strbuf *msg, struct strbuf *err)
 {
 	struct strbuf body = STRBUF_INIT, path = STRBUF_INIT, e = STRBUF_INIT, name = STRBUF_INIT;

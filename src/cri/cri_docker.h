@@ -49,6 +49,8 @@ int cri_docker_remove(struct cri_docker *d, const char *ref, struct strbuf *msg,
 
 /* GET /containers/json?all=1: every container, running or exited (the agent's delete guard). */
 int cri_docker_list_containers(struct cri_docker *d, struct cri_container_list *out, struct strbuf *err);
+/* DELETE /containers/ID without force (a running one is refused); absent counts as removed. id: hex only. */
+int cri_docker_remove_container(struct cri_docker *d, const char *id, struct strbuf *err);
 /* GET /info: the daemon's DockerRootDir (malloc'd into *root_dir), where its images live (for the
  * image filesystem's capacity). */
 int cri_docker_root_dir(struct cri_docker *d, char **root_dir, struct strbuf *err);
