@@ -16,6 +16,7 @@
 #include "agent/agent_kube.h"
 #include "agent/agent_runtime.h"
 #include "cmd_agent_flags.h"
+#include "cmd_run.h"
 #include "cmds.h"
 #include "cri/cri_detect.h"
 #include "kube/kube_client.h"
@@ -139,18 +140,8 @@ int cmd_agent(int argc, char **argv)
 #ifdef M_ARENA_MAX
 	mallopt(M_ARENA_MAX, 2);
 #endif
-	cfg = kube_config_load(*f.kubeconfig ? f.kubeconfig : NULL, *f.context ? f.context : NULL,
-			       *f.master ? f.master : NULL, &err);
-	if (!cfg) {
-		LOG_ERROR("%s", err.buf);
+	if (!(client = cmd_connect(f.kubeconfig, f.context, f.master, f.qps, f.burst, &cfg)))
 		goto out;
-	}
-	struct kube_client_opts copts = { f.qps, f.burst, 0, NULL };
-	client = kube_client_new(cfg, &copts, &err);
-	if (!client) {
-		LOG_ERROR("%s", err.buf);
-		goto out;
-	}
 	struct sigaction sa = { 0 };
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);

@@ -52,12 +52,6 @@ static int ready(void *ud, struct strbuf *why)
 	return ic_controller_ready(ud, why);
 }
 
-static const char *env_or(const char *name, const char *def)
-{
-	const char *v = getenv(name);
-	return v && *v ? v : def;
-}
-
 static int run_controller(int argc, char **argv, int upstream)
 {
 	const char *cmd = upstream ? "kubefledged-controller" : "kubefledged controller";
@@ -214,19 +208,9 @@ static int run_controller(int argc, char **argv, int upstream)
 	 * all and keeps about 1 MiB of peak RSS that per-thread arenas hold (bench/controller.sh). */
 	mallopt(M_ARENA_MAX, 1);
 #endif
-	const char *ns = env_or("KUBEFLEDGED_NAMESPACE", "kube-fledged");
-	cfg = kube_config_load(*kubeconfig ? kubeconfig : NULL, *context ? context : NULL, *master ? master : NULL,
-			       &err);
-	if (!cfg) {
-		LOG_ERROR("%s", err.buf);
+	const char *ns = cmd_env_or("KUBEFLEDGED_NAMESPACE", "kube-fledged");
+	if (!(client = cmd_connect(kubeconfig, context, master, qps, burst, &cfg)))
 		goto out;
-	}
-	struct kube_client_opts copts = { qps, burst, 0, NULL };
-	client = kube_client_new(cfg, &copts, &err);
-	if (!client) {
-		LOG_ERROR("%s", err.buf);
-		goto out;
-	}
 	LOG_INFO("kubefledged controller %s (%s) starting: API server %s, context %s", kf_version(), kf_git_version(),
 		 cfg->server, cfg->context ? cfg->context : "-");
 
@@ -240,11 +224,11 @@ static int run_controller(int argc, char **argv, int upstream)
 		.mode = strcmp(mode, "agent") ? IC_MODE_JOBS : IC_MODE_AGENT,
 		.agent_grace_ms = 30000,
 		.agent_service_account = agent_sa_full,
-		.job = { .busybox_image = env_or("BUSYBOX_IMAGE", "senthilrch/busybox:1.35.0"),
+		.job = { .busybox_image = cmd_env_or("BUSYBOX_IMAGE", "senthilrch/busybox:1.35.0"),
 			 .delete_namespace = ns,
 			 .tolerations = tolerations,
 			 .resources = resources,
-			 .cri_client_image = env_or("KUBEFLEDGED_CRI_CLIENT_IMAGE", default_helper),
+			 .cri_client_image = cmd_env_or("KUBEFLEDGED_CRI_CLIENT_IMAGE", default_helper),
 			 .image_pull_policy = pull_policy,
 			 .service_account = sa,
 			 .priority_class = priority,

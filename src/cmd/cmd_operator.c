@@ -28,12 +28,6 @@
 
 static volatile int stop_flag;
 
-static const char *env_or(const char *name, const char *def)
-{
-	const char *v = getenv(name);
-	return v && *v ? v : def;
-}
-
 /* Reads the values of -f: a KubeFledged (its spec, and its name and namespace unless given) or a values
  * file. "-" is stdin. Returns a new reference or NULL with err. */
 static json_t *read_values(const char *file, char **name, char **ns, struct strbuf *err)
@@ -232,24 +226,14 @@ int cmd_operator(int argc, char **argv)
 		LOG_ERROR("%s", err.buf);
 		goto out;
 	}
-	const char *wns = flags_find(tab, "watch-namespace")->set ? watch_ns : env_or("WATCH_NAMESPACE", "");
-	cfg = kube_config_load(*kubeconfig ? kubeconfig : NULL, *context ? context : NULL, *master ? master : NULL,
-			       &err);
-	if (!cfg) {
-		LOG_ERROR("%s", err.buf);
+	const char *wns = flags_find(tab, "watch-namespace")->set ? watch_ns : cmd_env_or("WATCH_NAMESPACE", "");
+	if (!(client = cmd_connect(kubeconfig, context, master, qps, burst, &cfg)))
 		goto out;
-	}
-	struct kube_client_opts copts = { qps, burst, 0, NULL };
-	client = kube_client_new(cfg, &copts, &err);
-	if (!client) {
-		LOG_ERROR("%s", err.buf);
-		goto out;
-	}
 	LOG_INFO("kubefledged operator %s (%s) starting: chart %s-%s, API server %s, watching %s", kf_version(),
 		 kf_git_version(), chart->name, chart->version, cfg->server, *wns ? wns : "every namespace");
 	cmd_handle_signals(&stop_flag);
 	if (leader_elect) {
-		const char *lns = *lease_ns ? lease_ns : env_or("POD_NAMESPACE", *wns ? wns : "kube-fledged");
+		const char *lns = *lease_ns ? lease_ns : cmd_env_or("POD_NAMESPACE", *wns ? wns : "kube-fledged");
 		leader = cmd_become_leader(client, lns, lease_name, lease_ms, renew_ms, retry_ms, &stop_flag);
 		if (!leader) {
 			rc = 0;

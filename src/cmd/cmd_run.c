@@ -90,3 +90,26 @@ int cmd_leadership_lost(void)
 {
 	return leadership_lost;
 }
+
+const char *cmd_env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : def;
+}
+
+struct kube_client *cmd_connect(const char *kubeconfig, const char *context, const char *master, double qps,
+				int burst, struct kube_config **cfg)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct kube_client *c = NULL;
+	*cfg = kube_config_load(*kubeconfig ? kubeconfig : NULL, *context ? context : NULL, *master ? master : NULL,
+				&err);
+	if (*cfg) {
+		struct kube_client_opts copts = { qps, burst, 0, NULL };
+		c = kube_client_new(*cfg, &copts, &err);
+	}
+	if (!c)
+		LOG_ERROR("%s", err.buf);
+	sb_release(&err);
+	return c;
+}

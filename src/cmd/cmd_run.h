@@ -1,5 +1,5 @@
-/* cmd_run.h - what the long-running subcommands with leader election share (controller, operator):
- * graceful signals and becoming the leader, with the same reaction to a lost lease everywhere.
+/* cmd_run.h - what the long-running subcommands share (controller, operator, agent): connecting to the API
+ * server, graceful signals and becoming the leader, with the same reaction to a lost lease everywhere.
  *
  * Signals: SIGTERM or SIGINT set *stop (workers finish their sync, the lease is released); a second one
  * exits at once; SIGPIPE is ignored.
@@ -12,7 +12,16 @@
 #include <stdint.h>
 
 #include "kube/kube_client.h"
+#include "kube/kube_config.h"
 #include "kube/kube_leader.h"
+
+/* The value of environment variable name, or def when it is unset or empty. */
+const char *cmd_env_or(const char *name, const char *def);
+
+/* Loads the kubeconfig from the flags' values ("" = the default: in-cluster, then $KUBECONFIG...) into *cfg
+ * and returns a client limited to qps/burst; NULL with the error logged (*cfg may then be set: free it). */
+struct kube_client *cmd_connect(const char *kubeconfig, const char *context, const char *master, double qps,
+				int burst, struct kube_config **cfg);
 
 /* stop must stay valid for the life of the process (a static of the subcommand). */
 void cmd_handle_signals(volatile int *stop);
