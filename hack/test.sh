@@ -25,6 +25,8 @@ cd "$(dirname "$0")/.." || exit 1
 NODES=${TEST_NODES:-2}
 NODE_LABELS=${TEST_NODE_LABELS:-2:tier=backend}
 mkdir -p build
+export E2E_FAILED_FILE=$PWD/build/e2e-failed.txt   # tests/e2e/run.sh lists failed tests there
+rm -f "$E2E_FAILED_FILE"
 
 now_ms() { local t=${EPOCHREALTIME/./}; echo $(( t / 1000 )); }
 secs() { local d=$1; printf '%d.%d' $((d / 1000)) $(((d % 1000) / 100)); }
@@ -52,6 +54,9 @@ summary() {
   fi
   printf '\n==== summary\n'
   printf '  %s\n' "${results[@]}"
+  if [ -s "$E2E_FAILED_FILE" ]; then
+    printf 'e2e tests that failed:\n'; sed 's/^/  /' "$E2E_FAILED_FILE"
+  fi
   if [ "$failed" = 0 ]; then
     printf 'test: all %d steps passed in %ss\n' "${#results[@]}" "$(secs $(( $(now_ms) - T0 )))"
   else

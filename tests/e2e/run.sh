@@ -16,6 +16,7 @@
 #   E2E_TEST_TIMEOUT=900   seconds before a test is killed (counts as failed)
 #   E2E_KEEP_NS=1          keep the namespaces of failed tests for inspection
 #   E2E_WAIT_NS=1          wait at the end until the tests' namespaces are gone
+#   E2E_FAILED_FILE=F      append a line "NAME  log: LOG" to F for each failed test (make test's summary)
 # Ends with "e2e: P passed, F failed, S skipped in T s"; exits 1 if any failed, 2 if none matched.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -89,6 +90,7 @@ run_test() { # CASEFILE FUNC [MODE]
         kubectl -n "$ns" describe pods 2>&1 | tail -60
       } >> "$log" 2>&1
       echo "FAIL $name (${took}s)  log: $log"
+      [ -z "${E2E_FAILED_FILE:-}" ] || echo "$name  log: ${log#"$ROOT"/}" >> "$E2E_FAILED_FILE"
       sed '/^=== diagnostics/,$d' "$log" | tail -25 | sed 's/^/    | /'
       ;;
   esac
