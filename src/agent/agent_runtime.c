@@ -231,6 +231,12 @@ static int dk_containers(void *ctx, struct cri_container_list *out, struct strbu
 	DOCKER_CALL(x, CALL_TIMEOUT_MS, cri_docker_list_containers(d, out, err));
 }
 
+static int dk_remove_container(void *ctx, const char *id, struct strbuf *err)
+{
+	struct docker_ctx *x = ctx;
+	DOCKER_CALL(x, CALL_TIMEOUT_MS, cri_docker_remove_container(d, id, err));
+}
+
 static int dk_fs(void *ctx, struct agent_fs_info *out, struct strbuf *err)
 {
 	(void)err;
@@ -250,7 +256,7 @@ static void dk_ctx_free(void *ctx)
 }
 
 static const struct agent_runtime_ops docker_ops = { dk_list, dk_status, dk_pull, dk_remove, dk_fs, dk_containers,
-						     NULL, dk_ctx_free };
+						     NULL, dk_ctx_free, dk_remove_container };
 
 struct agent_runtime *agent_runtime_open(const char *socket, int docker, const char *api, int pin,
 					 struct strbuf *err)

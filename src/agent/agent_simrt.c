@@ -22,6 +22,7 @@ struct sim {
 	int fail_code;
 	char *fail_message;        /* NULL = containerd's not-found text */
 	char **containers;         /* images used by containers */
+	unsigned char *spent;      /* per container: an exited "imagepuller" (a job-mode pull pod's) */
 	size_t n_containers;
 	uint64_t pulls;
 	uint64_t used_fixed;
@@ -210,7 +211,7 @@ static int sim_containers(void *ctx, struct cri_container_list *out, struct strb
 	for (size_t i = 0; i < s->n_containers; i++) {
 		struct cri_container *k = &out->items[i];
 		k->id = xasprintf("sim-%zu", i);
-		k->name = xasprintf("c%zu", i);
+		k->name = s->spent[i] ? xstrdup("imagepuller") : xasprintf("c%zu", i);
 		k->image = xstrdup(s->containers[i]);
 		char d[72];
 		char *c = canon(s->containers[i]);
@@ -219,7 +220,7 @@ static int sim_containers(void *ctx, struct cri_container_list *out, struct strb
 		k->image_ref = xstrdup(d);
 		k->pod_name = xasprintf("pod-%zu", i);
 		k->pod_namespace = xstrdup("default");
-		k->state = CRI_CONTAINER_RUNNING;
+		k->state = s->spent[i] ? CRI_CONTAINER_EXITED : CRI_CONTAINER_RUNNING;
 	}
 	pthread_mutex_unlock(&s->mu);
 	return 0;
@@ -253,6 +254,7 @@ static void sim_free(void *ctx)
 	for (size_t i = 0; i < s->n_containers; i++)
 		free(s->containers[i]);
 	free(s->containers);
+	free(s->spent);
 	free(s->fail);
 	free(s->fail_message);
 	pthread_mutex_destroy(&s->mu);
@@ -320,13 +322,25 @@ uint64_t agent_simrt_pulls(struct agent_runtime *rt)
 	return n;
 }
 
-void agent_simrt_add_container(struct agent_runtime *rt, const char *image)
+static void add_container(struct agent_runtime *rt, const char *image, int spent)
 {
 	struct sim *s = sim_of(rt);
 	pthread_mutex_lock(&s->mu);
 	s->containers = xrealloc(s->containers, (s->n_containers + 1) * sizeof *s->containers);
+	s->spent = xrealloc(s->spent, s->n_containers + 1);
+	s->spent[s->n_containers] = (unsigned char)spent;
 	s->containers[s->n_containers++] = xstrdup(image);
 	pthread_mutex_unlock(&s->mu);
+}
+
+void agent_simrt_add_container(struct agent_runtime *rt, const char *image)
+{
+	add_container(rt, image, 0);
+}
+
+void agent_simrt_add_spent_puller(struct agent_runtime *rt, const char *image)
+{
+	add_container(rt, image, 1);
 }
 
 void agent_simrt_set_pinned(struct agent_runtime *rt, const char *ref, int pinned)

@@ -34,6 +34,7 @@ void agent_simrt_put(struct agent_runtime *rt, const char *ref);          /* pre
 int agent_simrt_has(struct agent_runtime *rt, const char *ref);
 uint64_t agent_simrt_pulls(struct agent_runtime *rt);                     /* pull calls so far */
 void agent_simrt_add_container(struct agent_runtime *rt, const char *image); /* a container using image */
+void agent_simrt_add_spent_puller(struct agent_runtime *rt, const char *image); /* an exited "imagepuller" */
 void agent_simrt_set_pinned(struct agent_runtime *rt, const char *ref, int pinned); /* pinned by the runtime */
 void agent_simrt_set_fail(struct agent_runtime *rt, const char *substring, int code, const char *message);
 void agent_simrt_set_used(struct agent_runtime *rt, uint64_t used_bytes); /* fixed fs usage (disk tests) */

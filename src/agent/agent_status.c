@@ -12,12 +12,6 @@
 
 /* ---- delete ---- */
 
-static const char *container_state(int s)
-{
-	return s == CRI_CONTAINER_RUNNING ? "running" : s == CRI_CONTAINER_EXITED ? "exited" :
-	       s == CRI_CONTAINER_CREATED ? "created" : "unknown";
-}
-
 /* What the delete found, applied under the lock. */
 struct delete_outcome {
 	enum agent_state state;
@@ -95,22 +89,23 @@ void agent_node_delete(struct agent_node *n, const struct agent_node_config *cfg
 				      "use: %s", image, err.buf);
 		goto apply;
 	}
-	size_t users = 0;
-	for (size_t i = 0; i < cl.n; i++) {
-		if (!cri_container_uses(&cl.items[i], &img, key))
-			continue;
-		if (users++ < 3)
-			sb_addf(&msg, "%scontainer %s of pod %s/%s (%s)", users > 1 ? ", " : "", cl.items[i].name,
-				cl.items[i].pod_namespace, cl.items[i].pod_name, container_state(cl.items[i].state));
-	}
-	if (users) {
-		if (users > 3)
-			sb_addf(&msg, " and %zu more", users - 3);
+	if (cri_image_users(&cl, &img, key, &msg)) {
 		o.state = AGENT_PRESENT;
 		o.reason = AGENT_REASON_IN_USE;
 		o.message = xasprintf("kept %s: used by %s", image, msg.buf);
 		o.what = "kept";
 		goto apply;
+	}
+	/* a runtime that refuses to remove an image a stopped container uses (dockerd): the spent pull containers
+	 * of job mode's Jobs go first (a node switched from job mode to the agent has them for a minute) */
+	for (size_t i = 0; rt->ops->remove_container && i < cl.n; i++) {
+		if (!cri_container_spent_puller(&cl.items[i]) || !cri_container_uses(&cl.items[i], &img, key))
+			continue;
+		sb_reset(&err);
+		if (rt->ops->remove_container(rt->ctx, cl.items[i].id, &err))
+			LOG_WARN("node %s: removing exited container %s of pod %s/%s: %s", n->name, cl.items[i].id,
+				 cl.items[i].pod_namespace ? cl.items[i].pod_namespace : "",
+				 cl.items[i].pod_name ? cl.items[i].pod_name : "", err.buf);
 	}
 	sb_reset(&err);
 	sb_reset(&msg);

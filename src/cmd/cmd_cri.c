@@ -318,29 +318,15 @@ static int keep_guard(struct rt *r, const char *ref, struct strbuf *msg, struct 
 	if (imageref_parse(ref, &ir, &e) == 0)
 		imageref_canonical(&ir, &canon);
 	sb_release(&e);
-	size_t users = 0;
-	for (size_t i = 0; i < cl.n; i++) {
-		if (!cri_container_uses(&cl.items[i], &img, canon.buf))
-			continue;
-		/* kube-fledged's own pull Job pods (restartPolicy Never) left an exited "imagepuller": never restarted */
-		if (cl.items[i].state == CRI_CONTAINER_EXITED && cl.items[i].name &&
-		    !strcmp(cl.items[i].name, "imagepuller"))
-			continue;
-		if (users++ < 3)
-			sb_addf(&who, "%scontainer %s of pod %s/%s", users > 1 ? ", " : "", cl.items[i].name,
-				cl.items[i].pod_namespace ? cl.items[i].pod_namespace : "",
-				cl.items[i].pod_name ? cl.items[i].pod_name : "");
-	}
-	if (users) {
-		sb_addf(msg, "kept %s: used by %s%s", ref, who.buf, users > 3 ? " and more" : "");
+	if (cri_image_users(&cl, &img, canon.buf, &who)) {
+		sb_addf(msg, "kept %s: used by %s", ref, who.buf);
 		rc = 1;
 		goto out;
 	}
 	/* dockerd refuses to untag the last reference of an image a stopped container uses: those pull Job
 	 * containers (never restarted; the kubelet collects them later) go first */
 	for (size_t i = 0; r->dk && i < cl.n; i++) {
-		if (cl.items[i].state != CRI_CONTAINER_EXITED || !cl.items[i].name ||
-		    strcmp(cl.items[i].name, "imagepuller") || !cri_container_uses(&cl.items[i], &img, canon.buf))
+		if (!cri_container_spent_puller(&cl.items[i]) || !cri_container_uses(&cl.items[i], &img, canon.buf))
 			continue;
 		struct strbuf ce = STRBUF_INIT;
 		if (cri_docker_remove_container(r->dk, cl.items[i].id, &ce))

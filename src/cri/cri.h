@@ -164,6 +164,14 @@ void cri_container_list_free(struct cri_container_list *l);
 /* 1 when container k runs (or ran) the image img is (by its id), or was created from the reference whose
  * canonical form (util/imageref.h) is canonical_ref. */
 int cri_container_uses(const struct cri_container *k, const struct cri_image *img, const char *canonical_ref);
+/* 1 for an exited container named "imagepuller": what kube-fledged's own pull Job pods (restartPolicy Never)
+ * leave behind until the kubelet collects them (up to a minute after the pod is gone). Never restarted, so
+ * it does not keep its image in use. */
+int cri_container_spent_puller(const struct cri_container *k);
+/* How many containers of cl use img (cri_container_uses), not counting spent pullers; the first three are
+ * described in who: "container C of pod NS/P (running), ..." and " and N more". */
+size_t cri_image_users(const struct cri_container_list *cl, const struct cri_image *img, const char *canonical_ref,
+		       struct strbuf *who);
 /* Every container, running or exited (an empty filter). */
 int cri_list_containers(struct cri_client *c, struct cri_container_list *out, struct strbuf *err);
 

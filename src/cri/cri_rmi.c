@@ -237,3 +237,32 @@ int cri_container_uses(const struct cri_container *k, const struct cri_image *im
 	sb_release(&canon);
 	return same;
 }
+
+int cri_container_spent_puller(const struct cri_container *k)
+{
+	return k->state == CRI_CONTAINER_EXITED && k->name && !strcmp(k->name, "imagepuller");
+}
+
+static const char *container_state(int s)
+{
+	return s == CRI_CONTAINER_RUNNING ? "running" : s == CRI_CONTAINER_EXITED ? "exited" :
+	       s == CRI_CONTAINER_CREATED ? "created" : "unknown";
+}
+
+size_t cri_image_users(const struct cri_container_list *cl, const struct cri_image *img, const char *canonical_ref,
+		       struct strbuf *who)
+{
+	size_t users = 0;
+	for (size_t i = 0; i < cl->n; i++) {
+		const struct cri_container *k = &cl->items[i];
+		if (cri_container_spent_puller(k) || !cri_container_uses(k, img, canonical_ref))
+			continue;
+		if (users++ < 3)
+			sb_addf(who, "%scontainer %s of pod %s/%s (%s)", users > 1 ? ", " : "", k->name ? k->name : "",
+				k->pod_namespace ? k->pod_namespace : "", k->pod_name ? k->pod_name : "",
+				container_state(k->state));
+	}
+	if (users > 3)
+		sb_addf(who, " and %zu more", users - 3);
+	return users;
+}

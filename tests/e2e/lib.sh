@@ -77,10 +77,21 @@ defer() {
   _E2E_DEFERRED+=("$q")
 }
 _e2e_run_deferred() {
+  E2E_RC=$?   # the test's exit status, for deferred steps that keep evidence of a failure
   local i
   for (( i = ${#_E2E_DEFERRED[@]} - 1; i >= 0; i-- )); do
     eval "${_E2E_DEFERRED[$i]}" || echo "defer: '${_E2E_DEFERRED[$i]}' failed" >&2
   done
+}
+
+# keep_pod_logs NS: when the test is failing (from deferred steps, before an installation is removed), the
+# logs of every pod of NS (kube-fledged's own, in-cluster) go to $E2E_LOG.pods.NS
+keep_pod_logs() {
+  [ "${E2E_RC:-0}" != 0 ] || return 0
+  local p
+  for p in $(kubectl -n "$1" get pods -o name 2>/dev/null); do
+    echo "==== $p"; kubectl -n "$1" logs "$p" --all-containers --timestamps --tail=400 2>&1
+  done > "$E2E_LOG.pods.$1" 2>&1
 }
 
 kns() { kubectl -n "$E2E_NS" "$@"; }

@@ -339,6 +339,8 @@ static void delete_guard(void **state)
 	agent_simrt_put(sim, other_tag);
 	agent_simrt_put(sim, "docker.io/library/busybox:1.36");
 	agent_simrt_add_container(sim, in_use);
+	/* the exited container a job-mode pull Job left (never restarted) does not keep its image */
+	agent_simrt_add_spent_puller(sim, gone);
 
 	struct fixture f = { 0 };
 	mem_init(&f.m);

@@ -68,6 +68,7 @@ dep_up() {
 
 dep_down() {
   dep_installed || return 0
+  keep_pod_logs "$DEP_NS"
   local t
   timed t _make remove-kubefledged >> "$E2E_LOG.deploy" 2>&1 || { tail -20 "$E2E_LOG.deploy"; fail "make remove-kubefledged failed"; }
   log "make remove-kubefledged: ${t}s"

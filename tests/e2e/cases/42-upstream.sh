@@ -216,6 +216,7 @@ registry_retag() {
     "http://$REGISTRY/v2/${ref%:*}/manifests/$2" -o /dev/null
 }
 up_helm_cleanup() { # REL NS
+  keep_pod_logs "$2"
   if [ -n "$(hhelm list -n "$2" -q 2>/dev/null)" ]; then
     _make helm-uninstall HELM_RELEASE="$1" HELM_NAMESPACE="$2" >> "$E2E_LOG.helm" 2>&1 || true
   fi
