@@ -78,11 +78,12 @@ up() {
     daemon_alive "hollow/$name" && continue
     [[ " $busy " != *" $((PORT_BASE + i)) "* ]] || die "port $((PORT_BASE + i)) for $name is taken in $NETNS"
     mkdir -p "$d/tmp" "$d/pod-logs" "$d/container-logs"
+    # /tmp last: the node's directory may itself be under /tmp (a checkout in /tmp)
     # shellcheck disable=SC2016  # expanded by the inner sh
     start_daemon "hollow/$name" nsenter --net="$NETNS_PATH" -- unshare -m --propagation slave \
       env KF_HOLLOW_CONTAINER_EXIT_AFTER="$exit_after" sh -c \
-      'mount --bind "$0/tmp" /tmp && mount --bind "$0/pod-logs" /var/log/pods &&
-       mount --bind "$0/container-logs" /var/log/containers && exec "$@"' "$d" \
+      'mount --bind "$0/pod-logs" /var/log/pods && mount --bind "$0/container-logs" /var/log/containers &&
+       mount --bind "$0/tmp" /tmp && exec "$@"' "$d" \
       "$bin/kubemark" --morph=kubelet --name="$name" --kubeconfig="$KCFG/hollow/$name.conf" \
       --kubelet-port=$((PORT_BASE + i)) --kubelet-read-only-port=0 --node-labels="$labels" --v=0
     started=$((started + 1))
