@@ -2,7 +2,8 @@
  *
  * The grammar, from distribution/reference:
  *   reference  := name [ ":" tag ] [ "@" digest ]
- *   name       := [domain "/"] path-component ["/" path-component]*      (total <= 255)
+ *   name       := [domain "/"] path-component ["/" path-component]*      (total <= 255, also in full:
+ *                                                                          docker.io/library/... counted)
  *   domain     := host [":" port]   host := domain-component ("." domain-component)* | "[" ipv6 "]"
  *   domain-component := [a-zA-Z0-9] | [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
  *   path-component   := [a-z0-9]+ (separator [a-z0-9]+)*   separator := [_.] | "__" | "-"+
@@ -316,6 +317,13 @@ int imageref_parse(const char *s, struct imageref *out, struct strbuf *err)
 		return -1;
 	}
 	snprintf(out->path, sizeof out->path, "%s%.*s", add_library ? "library/" : "", (int)plen, path);
+	/* the limit is on the name in full, as Docker normalises it before checking */
+	size_t full = strlen(out->domain) + 1 + strlen(out->path);
+	if (full > 255) {
+		sb_addf(err, "repository name %s/%.20s... is %zu characters long in full, the limit is 255", out->domain,
+			out->path, full);
+		return -1;
+	}
 	return 0;
 }
 

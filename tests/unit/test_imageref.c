@@ -108,6 +108,19 @@ static void rejects_bad_references_with_reasons(void **state)
 	memset(longname, 'a', sizeof longname);
 	longname[299] = '\0';
 	rejects(longname, "limit is 255");
+	/* the limit holds for the name in full, as Docker normalises it (docker.io/[library/]...): a short
+	 * spelling within 255 whose full name is not (found by fuzz_imageref: its canonical form did not parse) */
+	char shortname[260];
+	memset(shortname, 'c', sizeof shortname);
+	memcpy(shortname, "org/", 4);
+	shortname[250] = '\0';
+	rejects(shortname, "docker.io/org/ccc");
+	rejects(shortname + 4, "limit is 255"); /* docker.io/library/ccc... */
+	shortname[240] = '\0'; /* docker.io/org/ + 236: 250 */
+	struct imageref r;
+	struct strbuf err = STRBUF_INIT;
+	assert_int_equal(imageref_parse(shortname, &r, &err), 0);
+	sb_release(&err);
 }
 
 static int matches(const char *want, const char *have)
