@@ -227,6 +227,13 @@ static int decide(struct ic_controller *ctl, struct ic_cache_state *st, json_t *
 	}
 	if (req.type != IC_OP_NONE) {
 		rc = ic_op_start(ctl, st, obj, spec, &req, requeue_ms);
+	} else if (!edit && has_annotation(obj, IC_ANNOTATION_STATUS) && !atomic_load(&ctl->crd_prunes_status) &&
+		   !atomic_load(&ctl->crd_no_status_subresource) && kf_jget(obj, "status", "conditions", NULL)) {
+		/* the status is whole on our CRD: the annotation has served its turn. Its removal is a write of the
+		 * main resource, which the validating webhook sees: one refused while the webhook restarts (as it
+		 * does in the same upgrade) fails this sync and is retried with the queue's backoff. */
+		const char *anns[2] = { IC_ANNOTATION_STATUS, NULL };
+		rc = ic_remove_annotations(ctl, st, obj, anns);
 	} else if (!edit && !st->status_folded && has_annotation(obj, IC_ANNOTATION_STATUS) &&
 		   !atomic_load(&ctl->crd_prunes_status)) {
 		/* our fields still ride in the annotation of upstream's CRD, which may have been replaced by ours
