@@ -179,9 +179,10 @@ void ic_agent_release(struct ic_controller *ctl, struct ic_op *op);
 int ic_nodesync(struct ic_controller *ctl, const char *node, int64_t *requeue_ms);
 void ic_nodesync_enqueue(struct ic_controller *ctl, const char *node);
 void ic_nodesync_enqueue_all(struct ic_controller *ctl);
-/* A request of a running operation for (node, canonical image): a fresh pull (pull_gen > 0) or a removal. */
+/* A request of a running operation of cache_key ("ns/name") for (node, canonical image): a fresh pull
+ * (pull_gen > 0) or a removal (pull_gen 0) on that cache's behalf. */
 void ic_reqs_add(struct ic_controller *ctl, const char *node, const char *canonical, int64_t pull_gen,
-		 const char *delete_owner_ns, const char *delete_owner_name, const char *cache_key);
+		 const char *cache_key);
 void ic_reqs_drop_cache(struct ic_controller *ctl, const char *cache_key, struct map *touched_nodes);
 void ic_reqs_free_all(struct ic_controller *ctl);
 

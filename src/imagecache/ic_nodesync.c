@@ -19,12 +19,12 @@
 #include "util/intern.h"
 #include "util/log.h"
 
-/* A purge of 100 images on 1,000 nodes holds 100,000 of these: the strings are shared (util/intern.h). */
+/* A purge of 100 images on 1,000 nodes holds 100,000 of these: 24 bytes each, the strings shared
+ * (util/intern.h). */
 struct ic_req {
-	const char *image;             /* canonical */
-	int64_t pull_gen;              /* > 0: the node must pull at least this generation */
-	const char *del_ns, *del_name; /* a removal asked by this cache, or NULL */
-	const char *cache;             /* "ns/name" of the operation's cache */
+	const char *image; /* canonical */
+	int64_t pull_gen;  /* > 0: the node must pull at least this generation; 0: a removal asked by cache */
+	const char *cache; /* "ns/name" of the operation's cache */
 };
 
 struct ic_reqs {
@@ -35,8 +35,6 @@ struct ic_reqs {
 static void req_clear(struct ic_req *r)
 {
 	kf_intern_put(r->image);
-	kf_intern_put(r->del_ns);
-	kf_intern_put(r->del_name);
 	kf_intern_put(r->cache);
 }
 
@@ -52,7 +50,7 @@ static void reqs_free(void *p)
 }
 
 void ic_reqs_add(struct ic_controller *ctl, const char *node, const char *canonical, int64_t pull_gen,
-		 const char *delete_owner_ns, const char *delete_owner_name, const char *cache_key)
+		 const char *cache_key)
 {
 	pthread_mutex_lock(&ctl->mu);
 	struct ic_reqs *rs = map_get(&ctl->node_reqs, node);
@@ -64,8 +62,8 @@ void ic_reqs_add(struct ic_controller *ctl, const char *node, const char *canoni
 		rs->cap = rs->cap ? rs->cap * 2 : 8;
 		rs->v = xrealloc(rs->v, rs->cap * sizeof *rs->v);
 	}
-	rs->v[rs->n++] = (struct ic_req){ kf_intern_get(canonical), pull_gen, kf_intern_get(delete_owner_ns),
-					  kf_intern_get(delete_owner_name), kf_intern_get(cache_key) };
+	rs->v[rs->n++] = (struct ic_req){ kf_intern_get(canonical), pull_gen > 0 ? pull_gen : 0,
+					  kf_intern_get(cache_key) };
 	pthread_mutex_unlock(&ctl->mu);
 }
 
@@ -165,10 +163,14 @@ static json_t *desired_spec(struct ic_controller *ctl, const char *node, json_t 
 	struct ic_reqs *rs = map_get(&ctl->node_reqs, node);
 	size_t n = rs ? rs->n : 0;
 	struct ic_node_request *reqs = xcalloc(n + 1, sizeof *reqs);
-	for (size_t i = 0; i < n; i++)
-		reqs[i] = (struct ic_node_request){ xstrdup(rs->v[i].image), rs->v[i].pull_gen,
-						    rs->v[i].del_ns ? xstrdup(rs->v[i].del_ns) : NULL,
-						    rs->v[i].del_name ? xstrdup(rs->v[i].del_name) : NULL };
+	for (size_t i = 0; i < n; i++) {
+		reqs[i] = (struct ic_node_request){ xstrdup(rs->v[i].image), rs->v[i].pull_gen, NULL, NULL };
+		const char *slash = rs->v[i].pull_gen ? NULL : strchr(rs->v[i].cache, '/');
+		if (slash) { /* a removal: its owner is the cache */
+			reqs[i].del_ns = xstrndup(rs->v[i].cache, (size_t)(slash - rs->v[i].cache));
+			reqs[i].del_name = xstrdup(slash + 1);
+		}
+	}
 	pthread_mutex_unlock(&ctl->mu);
 	void *ud[2] = { ctl, (void *)node };
 	json_t *spec = ic_nodeplan_spec(cs, node, labels, reqs, n, spec_gen_of, size_hint_of, ud);

@@ -52,10 +52,10 @@ void ic_agent_start(struct ic_controller *ctl, struct ic_op *op)
 		if (t->action == IC_ACTION_PULL) {
 			if (must_pull_fresh(ctl, op, t, &info)) {
 				t->pull_gen = (info.spec_gen > info.observed_gen ? info.spec_gen : info.observed_gen) + 1;
-				ic_reqs_add(ctl, node, canon, t->pull_gen, NULL, NULL, key);
+				ic_reqs_add(ctl, node, canon, t->pull_gen, key);
 			}
 		} else {
-			ic_reqs_add(ctl, node, canon, 0, op->ns, op->name, key);
+			ic_reqs_add(ctl, node, canon, 0, key);
 		}
 		ic_nic_info_clear(&info);
 		t->state = IC_TASK_RUNNING;
@@ -246,7 +246,7 @@ int ic_agent_check_digests(struct ic_controller *ctl, struct ic_op *op)
 				ic_nic_lookup(ctl->nicx, json_string_value(n), img->canonical, &info);
 				t->pull_gen = (info.spec_gen > info.observed_gen ? info.spec_gen : info.observed_gen) + 1;
 				ic_nic_info_clear(&info);
-				ic_reqs_add(ctl, json_string_value(n), img->canonical, t->pull_gen, NULL, NULL, key);
+				ic_reqs_add(ctl, json_string_value(n), img->canonical, t->pull_gen, key);
 				t->state = IC_TASK_RUNNING;
 				t->deadline_ms = deadline;
 				ic_nodesync_enqueue(ctl, json_string_value(n));
