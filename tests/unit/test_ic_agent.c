@@ -199,14 +199,13 @@ static size_t heap_in_use(void)
 static void requests_of_a_large_purge_share_their_strings(void **state)
 {
 	(void)state;
-	/* glibc's counters, unless a sanitizer or valgrind has its own allocator (then they do not move) */
+	/* glibc's counters, unless a sanitizer or valgrind has its own allocator (then they do not move and only
+	 * the bound is not checked) */
 	size_t base = heap_in_use();
 	char *volatile probe = xmalloc(1 << 16);
 	memset(probe, 1, 1 << 16);
 	int counted = heap_in_use() >= base + (1 << 16);
 	free(probe);
-	if (!counted)
-		skip();
 	struct ic_controller *ctl = xcalloc(1, sizeof *ctl);
 	pthread_mutex_init(&ctl->mu, NULL);
 	char node[64], image[128];
@@ -219,8 +218,10 @@ static void requests_of_a_large_purge_share_their_strings(void **state)
 		}
 	}
 	size_t used = heap_in_use() - base;
-	print_message("100,000 requests: %zu bytes (%zu per request)\n", used, used / 100000);
-	assert_true(used < 4u << 20);
+	if (counted) { /* (the requests are added, dropped and freed either way: leak checks) */
+		print_message("100,000 requests: %zu bytes (%zu per request)\n", used, used / 100000);
+		assert_true(used < 4u << 20);
+	}
 	struct map touched = MAP_INIT;
 	ic_reqs_drop_cache(ctl, "tenant-namespace/a-large-image-cache", &touched);
 	assert_int_equal(touched.len, 1000);
