@@ -11,14 +11,15 @@
 # shared file would rebuild every machine's cached cluster binaries. Fold the two together the next time
 # build-k8s.sh has to change anyway.
 #
-# Two patches, for Jobs on hollow nodes:
+# Three patches, for Jobs on hollow nodes:
 #   e. with KF_HOLLOW_CONTAINER_EXIT_AFTER=<Go duration> in a hollow node's environment, every container of
 #      its fake runtime exits with code 0 that long after it started, so Jobs complete; unset, containers run
 #      forever as in stock kubemark;
 #   f. the hollow kubelet's fake host utilities report the container runtimes' usual sockets
 #      (/var/run/docker.sock, /run/containerd/containerd.sock, /var/run/crio/crio.sock and their /run and
 #      /var/run twins) as sockets, so that the controller's delete Jobs, which mount one with hostPath type
-#      Socket, start there; stock kubemark calls every path a directory.
+#      Socket, start there; stock kubemark calls every path a directory;
+#   g. the fake OS's file table behind a mutex (many pods starting at once on one hollow node crashed it).
 #
 # Never touches the cluster binaries' cache (build-k8s.sh's): only the Go build cache beside them is shared
 # (concurrent builds are safe there). Its entries are keyed by the source directory too, so the tree is always
@@ -103,6 +104,29 @@ imp = 'import (\n\t"fmt"\n'
 if s.count(anchor) != 1 or s.count(imp) != 1:
     sys.exit("build-kubemark: fake_runtime_service.go is not what the patch expects")
 s = s.replace(anchor, patch).replace(imp, 'import (\n\t"fmt"\n\t"os"\n')
+open(p, "w").write(s)
+PY
+
+# (g) the fake OS's map and slice behind a mutex: the kubelet's pod workers create containers' files in
+# parallel, and with a Job's twenty pods starting on one hollow node at once stock kubemark dies of
+# "fatal error: concurrent map writes" in FakeOS.Create (fixed upstream after 1.20)
+fos=$tree/pkg/kubelet/container/testing/os.go
+python3 - "$fos" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+edits = [
+    ('import (\n\t"errors"\n\t"os"\n\t"time"\n)', 'import (\n\t"errors"\n\t"os"\n\t"sync"\n\t"time"\n)'),
+    ('\tFiles      map[string][]*os.FileInfo\n}', '\tFiles      map[string][]*os.FileInfo\n\tmu         sync.Mutex\n}'),
+    ('func (f *FakeOS) Remove(path string) error {\n', 'func (f *FakeOS) Remove(path string) error {\n\tf.mu.Lock()\n\tdefer f.mu.Unlock()\n'),
+    ('func (f *FakeOS) RemoveAll(path string) error {\n', 'func (f *FakeOS) RemoveAll(path string) error {\n\tf.mu.Lock()\n\tdefer f.mu.Unlock()\n'),
+    ('func (f *FakeOS) Create(path string) (*os.File, error) {\n', 'func (f *FakeOS) Create(path string) (*os.File, error) {\n\tf.mu.Lock()\n\tdefer f.mu.Unlock()\n'),
+    ('func (f *FakeOS) Glob(pattern string) ([]string, error) {\n', 'func (f *FakeOS) Glob(pattern string) ([]string, error) {\n\tf.mu.Lock()\n\tdefer f.mu.Unlock()\n'),
+]
+for a, b in edits:
+    if s.count(a) != 1:
+        sys.exit("build-kubemark: os.go is not what the patch expects: " + a[:40])
+    s = s.replace(a, b)
 open(p, "w").write(s)
 PY
 

@@ -79,14 +79,17 @@ up() {
     [[ " $busy " != *" $((PORT_BASE + i)) "* ]] || die "port $((PORT_BASE + i)) for $name is taken in $NETNS"
     mkdir -p "$d/tmp" "$d/pod-logs" "$d/container-logs"
     # The node's directory may itself be under /tmp (a checkout in /tmp), hidden once /tmp is bound over: /tmp
-    # is bound last, and the kubeconfig (self-contained) is read from the node's own /tmp.
-    install -m 600 "$KCFG/hollow/$name.conf" "$d/tmp/kubeconfig"
+    # is bound last, and the kubeconfig (self-contained) is read from the node's own /tmp, at a path that
+    # still names the cluster directory (daemon_pid stops only processes whose command line does).
+    kc=/tmp$KCFG/hollow/$name.conf
+    mkdir -p "$d$(dirname "$kc")"
+    install -m 600 "$KCFG/hollow/$name.conf" "$d$kc"
     # shellcheck disable=SC2016  # expanded by the inner sh
     start_daemon "hollow/$name" nsenter --net="$NETNS_PATH" -- unshare -m --propagation slave \
       env KF_HOLLOW_CONTAINER_EXIT_AFTER="$exit_after" sh -c \
       'mount --bind "$0/pod-logs" /var/log/pods && mount --bind "$0/container-logs" /var/log/containers &&
        mount --bind "$0/tmp" /tmp && exec "$@"' "$d" \
-      "$bin/kubemark" --morph=kubelet --name="$name" --kubeconfig=/tmp/kubeconfig \
+      "$bin/kubemark" --morph=kubelet --name="$name" --kubeconfig="$kc" \
       --kubelet-port=$((PORT_BASE + i)) --kubelet-read-only-port=0 --node-labels="$labels" --v=0
     started=$((started + 1))
   done
