@@ -231,10 +231,18 @@ static int dk_containers(void *ctx, struct cri_container_list *out, struct strbu
 	DOCKER_CALL(x, CALL_TIMEOUT_MS, cri_docker_list_containers(d, out, err));
 }
 
-static int dk_remove_container(void *ctx, const char *id, struct strbuf *err)
+static void dk_remove_spent_pullers(void *ctx, const struct cri_container_list *cl, const struct cri_image *img,
+				    const char *canonical_ref)
 {
 	struct docker_ctx *x = ctx;
-	DOCKER_CALL(x, CALL_TIMEOUT_MS, cri_docker_remove_container(d, id, err));
+	struct strbuf e = STRBUF_INIT;
+	struct cri_docker *d = cri_docker_new(x->socket, &e);
+	if (d) {
+		cri_docker_set_timeout(d, CALL_TIMEOUT_MS);
+		cri_docker_remove_spent_pullers(d, cl, img, canonical_ref);
+		cri_docker_free(d);
+	}
+	sb_release(&e);
 }
 
 static int dk_fs(void *ctx, struct agent_fs_info *out, struct strbuf *err)
@@ -256,7 +264,7 @@ static void dk_ctx_free(void *ctx)
 }
 
 static const struct agent_runtime_ops docker_ops = { dk_list, dk_status, dk_pull, dk_remove, dk_fs, dk_containers,
-						     NULL, dk_ctx_free, dk_remove_container };
+						     NULL, dk_ctx_free, dk_remove_spent_pullers };
 
 struct agent_runtime *agent_runtime_open(const char *socket, int docker, const char *api, int pin,
 					 struct strbuf *err)

@@ -43,9 +43,11 @@ struct agent_runtime_ops {
 	/* Sets (on = 1) or clears the runtime's pin of ref. NULL when the runtime cannot be told to pin. */
 	int (*pin)(void *ctx, const char *ref, int on, struct strbuf *err);
 	void (*free)(void *ctx);
-	/* Removes a stopped container by id, for a runtime that will not remove an image a stopped container
-	 * uses (Docker); NULL elsewhere (containerd and CRI-O remove the image; the container keeps its files). */
-	int (*remove_container)(void *ctx, const char *id, struct strbuf *err);
+	/* Removes the spent pull containers of cl that use img, for a runtime that will not remove an image a
+	 * stopped container uses (Docker: cri_docker_remove_spent_pullers); NULL elsewhere (containerd and
+	 * CRI-O remove the image; the container keeps its files). */
+	void (*remove_spent_pullers)(void *ctx, const struct cri_container_list *cl, const struct cri_image *img,
+				     const char *canonical_ref);
 };
 
 /* Whether cached images are kept out of the kubelet's image GC (status.agent.pinning). */

@@ -98,15 +98,8 @@ void agent_node_delete(struct agent_node *n, const struct agent_node_config *cfg
 	}
 	/* a runtime that refuses to remove an image a stopped container uses (dockerd): the spent pull containers
 	 * of job mode's Jobs go first (a node switched from job mode to the agent has them for a minute) */
-	for (size_t i = 0; rt->ops->remove_container && i < cl.n; i++) {
-		if (!cri_container_spent_puller(&cl.items[i]) || !cri_container_uses(&cl.items[i], &img, key))
-			continue;
-		sb_reset(&err);
-		if (rt->ops->remove_container(rt->ctx, cl.items[i].id, &err))
-			LOG_WARN("node %s: removing exited container %s of pod %s/%s: %s", n->name, cl.items[i].id,
-				 cl.items[i].pod_namespace ? cl.items[i].pod_namespace : "",
-				 cl.items[i].pod_name ? cl.items[i].pod_name : "", err.buf);
-	}
+	if (rt->ops->remove_spent_pullers)
+		rt->ops->remove_spent_pullers(rt->ctx, &cl, &img, key);
 	sb_reset(&err);
 	sb_reset(&msg);
 	rc = rt->ops->remove(rt->ctx, key, &msg, &err);

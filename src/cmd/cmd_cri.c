@@ -325,16 +325,8 @@ static int keep_guard(struct rt *r, const char *ref, struct strbuf *msg, struct 
 	}
 	/* dockerd refuses to untag the last reference of an image a stopped container uses: those pull Job
 	 * containers (never restarted; the kubelet collects them later) go first */
-	for (size_t i = 0; r->dk && i < cl.n; i++) {
-		if (!cri_container_spent_puller(&cl.items[i]) || !cri_container_uses(&cl.items[i], &img, canon.buf))
-			continue;
-		struct strbuf ce = STRBUF_INIT;
-		if (cri_docker_remove_container(r->dk, cl.items[i].id, &ce))
-			LOG_WARN("removing exited container %s of pod %s/%s: %s", cl.items[i].id,
-				 cl.items[i].pod_namespace ? cl.items[i].pod_namespace : "",
-				 cl.items[i].pod_name ? cl.items[i].pod_name : "", ce.buf);
-		sb_release(&ce);
-	}
+	if (r->dk)
+		cri_docker_remove_spent_pullers(r->dk, &cl, &img, canon.buf);
 out:
 	cri_image_clear(&img);
 	cri_container_list_free(&cl);

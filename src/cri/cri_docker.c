@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "util/imageref.h"
+#include "util/log.h"
 #include "util/util.h"
 #include "util/version.h"
 
@@ -616,6 +617,21 @@ out:
 	sb_release(&body);
 	sb_release(&path);
 	return rc;
+}
+
+void cri_docker_remove_spent_pullers(struct cri_docker *d, const struct cri_container_list *cl,
+				     const struct cri_image *img, const char *canonical_ref)
+{
+	for (size_t i = 0; i < cl->n; i++) {
+		const struct cri_container *k = &cl->items[i];
+		if (!cri_container_spent_puller(k) || !cri_container_uses(k, img, canonical_ref))
+			continue;
+		struct strbuf e = STRBUF_INIT;
+		if (cri_docker_remove_container(d, k->id, &e))
+			LOG_WARN("removing exited container %s of pod %s/%s: %s", k->id,
+				 k->pod_namespace ? k->pod_namespace : "", k->pod_name ? k->pod_name : "", e.buf);
+		sb_release(&e);
+	}
 }
 
 int cri_docker_remove(struct cri_docker *d, const char *ref, struct strbuf *msg, struct strbuf *err)

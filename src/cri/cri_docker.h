@@ -51,6 +51,10 @@ int cri_docker_remove(struct cri_docker *d, const char *ref, struct strbuf *msg,
 int cri_docker_list_containers(struct cri_docker *d, struct cri_container_list *out, struct strbuf *err);
 /* DELETE /containers/ID without force (a running one is refused); absent counts as removed. id: hex only. */
 int cri_docker_remove_container(struct cri_docker *d, const char *id, struct strbuf *err);
+/* dockerd refuses to untag the last reference of an image a stopped container uses: removes the spent pull
+ * containers (cri_container_spent_puller) of cl that use img, logging those it could not remove. */
+void cri_docker_remove_spent_pullers(struct cri_docker *d, const struct cri_container_list *cl,
+				     const struct cri_image *img, const char *canonical_ref);
 /* GET /info: the daemon's DockerRootDir (malloc'd into *root_dir), where its images live (for the
  * image filesystem's capacity). */
 int cri_docker_root_dir(struct cri_docker *d, char **root_dir, struct strbuf *err);
