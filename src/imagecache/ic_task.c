@@ -139,19 +139,52 @@ static int key_cmp(const struct ic_task *x, const struct ic_task *y)
 	return c;
 }
 
-/* Tasks equal in key are sorted by image index, which follows the spec's order: the first written wins. */
-static int cmp_task(const void *a, const void *b)
+/* Sorts task indexes. Tasks equal in key are sorted by image index, which follows the spec's order (the
+ * first written wins), then by the order they were added. */
+static int cmp_ix(const void *a, const void *b)
 {
-	const struct ic_task *x = a, *y = b;
+	uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+	const struct ic_task *x = &sort_ts->v[i], *y = &sort_ts->v[j];
 	int c = key_cmp(x, y);
-	return c ? c : (x->image > y->image) - (x->image < y->image);
+	if (!c)
+		c = (x->image > y->image) - (x->image < y->image);
+	return c ? c : (i > j) - (i < j);
+}
+
+/* Sorts the tasks through an array of 4-byte indexes, then moves each task once along the cycles of that
+ * permutation: qsort of the tasks themselves would allocate a second copy of them (glibc sorts by merging),
+ * 7 MB at 100,000 tasks, the largest transient of a large purge. */
+static void sort_tasks(struct ic_taskset *ts)
+{
+	uint32_t *perm = xmalloc(ts->n * sizeof *perm);
+	for (size_t i = 0; i < ts->n; i++)
+		perm[i] = (uint32_t)i;
+	qsort(perm, ts->n, sizeof *perm, cmp_ix);
+	/* position k receives the task at perm[k]; a position done is marked perm[k] == k */
+	for (size_t k = 0; k < ts->n; k++) {
+		if (perm[k] == k)
+			continue;
+		struct ic_task saved = ts->v[k];
+		size_t j = k;
+		for (;;) {
+			size_t from = perm[j];
+			perm[j] = (uint32_t)j;
+			if (from == k) {
+				ts->v[j] = saved;
+				break;
+			}
+			ts->v[j] = ts->v[from];
+			j = from;
+		}
+	}
+	free(perm);
 }
 
 void ic_tasks_seal(struct ic_taskset *ts)
 {
 	sort_ts = ts;
 	if (ts->n > 1)
-		qsort(ts->v, ts->n, sizeof *ts->v, cmp_task);
+		sort_tasks(ts);
 	size_t w = 0;
 	for (size_t r = 0; r < ts->n; r++) {
 		if (w && !key_cmp(&ts->v[w - 1], &ts->v[r])) {
@@ -162,6 +195,10 @@ void ic_tasks_seal(struct ic_taskset *ts)
 	}
 	ts->n = w;
 	sort_ts = NULL;
+	if (w && w < ts->cap) { /* the doubling's slack: 2 MB of a 100,000-task set */
+		ts->v = xrealloc(ts->v, w * sizeof *ts->v);
+		ts->cap = w;
+	}
 }
 
 /* First task whose key is >= (node, canonical, action). */

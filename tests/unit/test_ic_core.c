@@ -544,6 +544,56 @@ static void node_join_merges_failures(void **state)
 	json_decref(before);
 }
 
+/* Sealing sorts by (node name, canonical image, action) whatever the order tasks came in, and of tasks equal
+ * in key keeps the image written first in the spec, then the task added first. */
+static void sealing_sorts_and_keeps_the_first_of_equal_tasks(void **state)
+{
+	(void)state;
+	struct ic_taskset ts;
+	ic_tasks_init(&ts);
+	/* "b:1" and "docker.io/library/b:1" are one image: the spelling added first (index 0) wins */
+	uint32_t im[3] = { ic_tasks_add_image(&ts, "b:1"), ic_tasks_add_image(&ts, "a:1"),
+			   ic_tasks_add_image(&ts, "docker.io/library/b:1") };
+	enum { NODES = 997, ADDS = 9000 };
+	/* the expected survivor of each (node, one of the two images, action): its image and order of adding */
+	static struct { uint32_t image; int64_t seq; } want[NODES][2][2];
+	memset(want, 0, sizeof want);
+	char name[32];
+	unsigned seed = 12345;
+	for (int64_t seq = 1; seq <= ADDS; seq++) {
+		seed = seed * 1103515245u + 12345u;
+		snprintf(name, sizeof name, "node-%u", (seed >> 8) % NODES);
+		uint32_t n = ic_tasks_add_node(&ts, name, NULL, NULL, NULL), image = im[(seed >> 20) % 3];
+		int action = (seed >> 24) & 1, same = image == im[1];
+		struct ic_task *t = ic_tasks_add(&ts, n, image, (enum ic_action)action, 0);
+		t->pull_gen = seq; /* marks the order of adding */
+		if (!want[n][same][action].seq || image < want[n][same][action].image)
+			want[n][same][action].image = image, want[n][same][action].seq = seq;
+	}
+	ic_tasks_seal(&ts);
+	size_t expected = 0;
+	for (int n = 0; n < NODES; n++)
+		for (int i = 0; i < 4; i++)
+			expected += want[n][i / 2][i % 2].seq != 0;
+	assert_int_equal(ts.n, expected);
+	for (size_t i = 0; i < ts.n; i++) {
+		const struct ic_task *t = &ts.v[i];
+		if (i) {
+			const struct ic_task *p = &ts.v[i - 1];
+			int c = strcmp(ts.nodes[p->node].name, ts.nodes[t->node].name);
+			if (!c)
+				c = strcmp(ts.images[p->image].canonical, ts.images[t->image].canonical);
+			if (!c)
+				c = (int)p->action - (int)t->action;
+			assert_true(c < 0); /* sorted, no two equal */
+		}
+		int same = t->image == im[1];
+		assert_int_equal(t->image, want[t->node][same][t->action].image);
+		assert_int_equal(t->pull_gen, want[t->node][same][t->action].seq);
+	}
+	ic_tasks_release(&ts);
+}
+
 /* At any scale the status stays small (issue 9): 1,000 nodes x 60 failing images with long messages. */
 static void failures_are_bounded(void **state)
 {
@@ -739,6 +789,7 @@ int main(void)
 		cmocka_unit_test(plan_trusts_own_recent_actions),
 		cmocka_unit_test(status_aggregation),
 		cmocka_unit_test(node_join_merges_failures),
+		cmocka_unit_test(sealing_sorts_and_keeps_the_first_of_equal_tasks),
 		cmocka_unit_test(failures_are_bounded),
 		cmocka_unit_test(applied_outcome_keeps_failed_deletes),
 		cmocka_unit_test(conditions_and_applied_spec),
